@@ -1,0 +1,7 @@
+//! simclr: self-supervised contrastive representation learning on images.
+//!
+//! Images are augmented twice ([`augment`]), encoded ([`model`]) and pulled together by the
+//! NT-Xent loss ([`loss`]), trained by [`train`] on the explicit-backward engine ([`nn`]), and
+//! evaluated on frozen features ([`eval`]).
+
+pub mod nn;

@@ -1,0 +1,323 @@
+//! 2-D convolution over NHWC images: im2col + gemm, parallel over chunks of the batch.
+
+use super::matmul::{matmul, Layout};
+use super::param::{HasParams, Param, ParamKind};
+use super::{Real, Tensor};
+use anyhow::{bail, Result};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// Convolution hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Square kernel side.
+    pub kernel: usize,
+    /// Stride in both directions.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+}
+
+impl ConvSpec {
+    /// Output side length for an input side length.
+    pub fn out_size(&self, size: usize) -> usize {
+        (size + 2 * self.padding).saturating_sub(self.kernel) / self.stride + 1
+    }
+
+    /// Values in one im2col row: kernel * kernel * cin.
+    fn patch_len(&self) -> usize {
+        self.kernel * self.kernel * self.cin
+    }
+}
+
+/// Conv2d. Weight stored `[cout, kh, kw, cin]` (exported as PyTorch's `[cout, cin, kh, kw]`).
+#[derive(Clone, Debug)]
+pub struct Conv2d<T> {
+    /// Shape of the convolution.
+    pub spec: ConvSpec,
+    /// `[cout, kh, kw, cin]`.
+    pub weight: Param<T>,
+    /// `[cout]`, when the layer has a bias.
+    pub bias: Option<Param<T>>,
+}
+
+/// Output pixels per parallel work item: enough for a good gemm, small enough to stay in cache.
+const CHUNK_PIXELS: usize = 1152;
+
+impl<T: Real> Conv2d<T> {
+    /// A convolution initialised as PyTorch does (U(+-1/sqrt(fan_in)) for weight and bias).
+    pub fn new(name: &str, spec: ConvSpec, bias: bool, rng: &mut ChaCha8Rng) -> Self {
+        let fan_in = spec.patch_len();
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let weight = Param::uniform(format!("{name}.weight"), spec.cout * fan_in, bound, ParamKind::Weight, rng);
+        let bias = bias.then(|| Param::uniform(format!("{name}.bias"), spec.cout, bound, ParamKind::NoDecay, rng));
+        Conv2d { spec, weight, bias }
+    }
+
+    /// Output shape for an input shape, or an error naming both.
+    pub fn out_shape(&self, x: &Tensor<T>) -> Result<[usize; 4]> {
+        let (n, h, w, c) = x.nhwc()?;
+        if c != self.spec.cin {
+            bail!("conv {}: expected {} input channels, got shape {:?}", self.weight.name, self.spec.cin, x.shape());
+        }
+        if h + 2 * self.spec.padding < self.spec.kernel || w + 2 * self.spec.padding < self.spec.kernel {
+            bail!("conv {}: input {:?} smaller than the kernel", self.weight.name, x.shape());
+        }
+        Ok([n, self.spec.out_size(h), self.spec.out_size(w), self.spec.cout])
+    }
+
+    fn images_per_chunk(&self, ho: usize, wo: usize) -> usize {
+        (CHUNK_PIXELS / (ho * wo).max(1)).max(1)
+    }
+
+    /// `y[n, ho, wo, cout] = conv(x[n, h, w, cin]) + bias`.
+    pub fn forward(&self, x: &Tensor<T>, y: &mut Tensor<T>) -> Result<()> {
+        let out = self.out_shape(x)?;
+        y.resize(&out);
+        let [_, ho, wo, cout] = out;
+        let (_, h, w, cin) = x.nhwc()?;
+        let per = self.images_per_chunk(ho, wo);
+        let (in_len, out_len) = (h * w * cin, ho * wo * cout);
+        let k = self.spec.patch_len();
+        let xs = x.data();
+        y.data_mut().par_chunks_mut(per * out_len).enumerate().for_each_init(Vec::new, |col, (ci, ychunk)| {
+            let imgs = ychunk.len() / out_len;
+            let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
+            let pixels = imgs * ho * wo;
+            im2col(&self.spec, xchunk, imgs, h, w, col);
+            if let Some(b) = &self.bias {
+                for row in ychunk.chunks_exact_mut(cout) {
+                    row.copy_from_slice(&b.value);
+                }
+            }
+            matmul(ychunk, col, Layout::Normal, &self.weight.value, Layout::Transposed, (pixels, k, cout), self.bias.is_some(), 1);
+        });
+        Ok(())
+    }
+
+    /// Accumulates dW and db from `x` and `dy`; writes dx when asked.
+    pub fn backward(&mut self, x: &Tensor<T>, dy: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
+        let out = self.out_shape(x)?;
+        super::tensor::check_shape(&format!("conv {} output gradient", self.weight.name), dy.shape(), &out)?;
+        let [_, ho, wo, cout] = out;
+        let (n, h, w, cin) = x.nhwc()?;
+        let per = self.images_per_chunk(ho, wo);
+        let (in_len, out_len) = (h * w * cin, ho * wo * cout);
+        let k = self.spec.patch_len();
+        let spec = self.spec;
+        let wv = &self.weight.value;
+        let has_bias = self.bias.is_some();
+        let (xs, dys) = (x.data(), dy.data());
+        let nchunks = n.div_ceil(per);
+        // One chunk: im2col, dW += dy^T col, db += sum(dy), and dx = col2im(dy W) when wanted.
+        let work = |acc: &mut Grads<T>, ci: usize, dxchunk: Option<&mut [T]>| {
+            let imgs = per.min(n - ci * per);
+            let pixels = imgs * ho * wo;
+            let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
+            let dychunk = &dys[ci * per * out_len..(ci * per + imgs) * out_len];
+            im2col(&spec, xchunk, imgs, h, w, &mut acc.col);
+            matmul(&mut acc.dw, dychunk, Layout::Transposed, &acc.col, Layout::Normal, (cout, pixels, k), true, 1);
+            if has_bias {
+                for row in dychunk.chunks_exact(cout) {
+                    for (b, &g) in acc.db.iter_mut().zip(row) {
+                        *b += g;
+                    }
+                }
+            }
+            if let Some(dxc) = dxchunk {
+                acc.col.resize(pixels * k, T::ZERO);
+                matmul(&mut acc.col, dychunk, Layout::Normal, wv, Layout::Normal, (pixels, cout, k), false, 1);
+                col2im(&spec, &acc.col, imgs, h, w, dxc);
+            }
+        };
+        let init = || Grads { dw: vec![T::ZERO; cout * k], db: vec![T::ZERO; cout], col: Vec::new() };
+        let total = match dx {
+            Some(dx) => {
+                dx.resize(x.shape());
+                dx.data_mut()
+                    .par_chunks_mut(per * in_len)
+                    .enumerate()
+                    .fold(init, |mut acc, (ci, dxc)| {
+                        work(&mut acc, ci, Some(dxc));
+                        acc
+                    })
+                    .reduce(init, Grads::merge)
+            }
+            None => (0..nchunks)
+                .into_par_iter()
+                .fold(init, |mut acc, ci| {
+                    work(&mut acc, ci, None);
+                    acc
+                })
+                .reduce(init, Grads::merge),
+        };
+        add_into(&mut self.weight.grad, &total.dw);
+        if let Some(b) = &mut self.bias {
+            add_into(&mut b.grad, &total.db);
+        }
+        Ok(())
+    }
+}
+
+/// Per-thread gradient accumulators and scratch.
+struct Grads<T> {
+    dw: Vec<T>,
+    db: Vec<T>,
+    col: Vec<T>,
+}
+
+impl<T: Real> Grads<T> {
+    fn merge(mut a: Self, b: Self) -> Self {
+        add_into(&mut a.dw, &b.dw);
+        add_into(&mut a.db, &b.db);
+        a
+    }
+}
+
+/// `dst += src`, element-wise.
+pub(crate) fn add_into<T: Real>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+/// Unfolds `imgs` NHWC images into rows of patches `[imgs * ho * wo, kh * kw * cin]`.
+fn im2col<T: Real>(spec: &ConvSpec, x: &[T], imgs: usize, h: usize, w: usize, col: &mut Vec<T>) {
+    let (ho, wo, cin, kk) = (spec.out_size(h), spec.out_size(w), spec.cin, spec.kernel);
+    let k = spec.patch_len();
+    col.resize(imgs * ho * wo * k, T::ZERO);
+    for (img, cimg) in x.chunks_exact(h * w * cin).zip(col.chunks_exact_mut(ho * wo * k)) {
+        for (p, row) in cimg.chunks_exact_mut(k).enumerate() {
+            let (oy, ox) = (p / wo, p % wo);
+            for ky in 0..kk {
+                let iy = (oy * spec.stride + ky) as isize - spec.padding as isize;
+                let seg = &mut row[ky * kk * cin..(ky + 1) * kk * cin];
+                if iy < 0 || iy >= h as isize {
+                    seg.fill(T::ZERO);
+                    continue;
+                }
+                for kx in 0..kk {
+                    let ix = (ox * spec.stride + kx) as isize - spec.padding as isize;
+                    let dst = &mut seg[kx * cin..(kx + 1) * cin];
+                    if ix < 0 || ix >= w as isize {
+                        dst.fill(T::ZERO);
+                    } else {
+                        let at = (iy as usize * w + ix as usize) * cin;
+                        dst.copy_from_slice(&img[at..at + cin]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: scatter-adds patch gradients back into (overwritten) image gradients.
+fn col2im<T: Real>(spec: &ConvSpec, col: &[T], imgs: usize, h: usize, w: usize, dx: &mut [T]) {
+    let (ho, wo, cin, kk) = (spec.out_size(h), spec.out_size(w), spec.cin, spec.kernel);
+    let k = spec.patch_len();
+    dx.fill(T::ZERO);
+    for (dimg, cimg) in dx.chunks_exact_mut(h * w * cin).zip(col.chunks_exact(ho * wo * k)).take(imgs) {
+        for (p, row) in cimg.chunks_exact(k).enumerate() {
+            let (oy, ox) = (p / wo, p % wo);
+            for ky in 0..kk {
+                let iy = (oy * spec.stride + ky) as isize - spec.padding as isize;
+                if iy < 0 || iy >= h as isize {
+                    continue;
+                }
+                for kx in 0..kk {
+                    let ix = (ox * spec.stride + kx) as isize - spec.padding as isize;
+                    if ix >= 0 && ix < w as isize {
+                        let at = (iy as usize * w + ix as usize) * cin;
+                        add_into(&mut dimg[at..at + cin], &row[(ky * kk + kx) * cin..(ky * kk + kx + 1) * cin]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T: Real> HasParams<T> for Conv2d<T> {
+    fn visit_params(&mut self, f: &mut dyn FnMut(&mut Param<T>)) {
+        f(&mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{check_layer, random_tensor};
+    use rand::SeedableRng;
+
+    fn check(spec: ConvSpec, bias: bool, n: usize, size: usize) {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut conv = Conv2d::<f64>::new("c", spec, bias, &mut rng);
+        let x = random_tensor(&[n, size, size, spec.cin], 2);
+        check_layer(
+            &x,
+            &mut conv,
+            |c, x, y| c.forward(x, y).unwrap(),
+            |c, x, _y, dy, dx| c.backward(x, dy, Some(dx)).unwrap(),
+        );
+    }
+
+    #[test]
+    fn gradients_3x3_same_padding() {
+        check(ConvSpec { cin: 2, cout: 3, kernel: 3, stride: 1, padding: 1 }, true, 2, 5);
+    }
+
+    #[test]
+    fn gradients_strided_no_bias() {
+        check(ConvSpec { cin: 3, cout: 2, kernel: 3, stride: 2, padding: 1 }, false, 2, 6);
+        check(ConvSpec { cin: 2, cout: 4, kernel: 1, stride: 2, padding: 0 }, false, 3, 5);
+    }
+
+    #[test]
+    fn matches_direct_convolution() {
+        let spec = ConvSpec { cin: 2, cout: 3, kernel: 3, stride: 2, padding: 1 };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let conv = Conv2d::<f64>::new("c", spec, true, &mut rng);
+        let x = random_tensor(&[2, 5, 5, 2], 4);
+        let mut y = Tensor::default();
+        conv.forward(&x, &mut y).unwrap();
+        assert_eq!(y.shape(), &[2, 3, 3, 3]);
+        let b = conv.bias.as_ref().unwrap();
+        for n in 0..2 {
+            for oy in 0..3 {
+                for ox in 0..3 {
+                    for co in 0..3 {
+                        let mut s = b.value[co];
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                                if iy < 0 || ix < 0 || iy >= 5 || ix >= 5 {
+                                    continue;
+                                }
+                                for c in 0..2 {
+                                    let xv = x.data()[((n * 5 + iy as usize) * 5 + ix as usize) * 2 + c];
+                                    s += xv * conv.weight.value[((co * 3 + ky) * 3 + kx) * 2 + c];
+                                }
+                            }
+                        }
+                        let got = y.data()[((n * 3 + oy) * 3 + ox) * 3 + co];
+                        assert!((got - s).abs() < 1e-12);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_channels_is_an_error_naming_the_shape() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let conv = Conv2d::<f32>::new("enc.conv1", ConvSpec { cin: 3, cout: 4, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
+        let err = conv.forward(&Tensor::zeros(&[1, 4, 4, 1]), &mut Tensor::default()).unwrap_err().to_string();
+        assert!(err.contains("enc.conv1") && err.contains("[1, 4, 4, 1]"), "{err}");
+    }
+}

@@ -1,0 +1,24 @@
+//! The engine: tensors and layers, each with a hand-written forward and backward.
+
+pub mod batchnorm;
+pub mod conv;
+#[cfg(test)]
+pub mod gradcheck;
+pub mod linear;
+pub mod matmul;
+pub mod param;
+pub mod pool;
+pub mod real;
+pub mod tensor;
+
+pub use real::Real;
+pub use tensor::Tensor;
+
+/// Whether layers use batch statistics (and update running ones) or the running statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: batch statistics.
+    Train,
+    /// Evaluation: running statistics, nothing updated.
+    Eval,
+}
