@@ -5,3 +5,5 @@
 //! evaluated on frozen features ([`eval`]).
 
 pub mod nn;
+pub mod loss;
+pub mod model;

@@ -2,7 +2,7 @@
 //! addition and ReLU: `y = relu(bn(x) + skip)`. On NHWC images this is BatchNorm2d (statistics over
 //! n, h, w); on `[rows, features]` it is BatchNorm1d.
 
-use super::param::{HasParams, Param, ParamKind};
+use super::param::{HasParams, Param, ParamKind, TorchLayout};
 use super::tensor::check_shape;
 use super::{Mode, Real, Tensor};
 use anyhow::{bail, Result};
@@ -43,8 +43,8 @@ impl<T: Real> BatchNorm<T> {
     pub fn new(prefix: &str, channels: usize) -> Self {
         BatchNorm {
             prefix: prefix.to_string(),
-            weight: Param::filled(format!("{prefix}.weight"), channels, 1.0, ParamKind::NoDecay),
-            bias: Param::filled(format!("{prefix}.bias"), channels, 0.0, ParamKind::NoDecay),
+            weight: Param::filled(format!("{prefix}.weight"), TorchLayout::Same(vec![channels]), 1.0, ParamKind::NoDecay),
+            bias: Param::filled(format!("{prefix}.bias"), TorchLayout::Same(vec![channels]), 0.0, ParamKind::NoDecay),
             running_mean: vec![T::ZERO; channels],
             running_var: vec![T::ONE; channels],
             num_batches_tracked: 0,
@@ -253,6 +253,10 @@ impl<T: Real> HasParams<T> for BatchNorm<T> {
     fn visit_params(&mut self, f: &mut dyn FnMut(&mut Param<T>)) {
         f(&mut self.weight);
         f(&mut self.bias);
+    }
+
+    fn visit_batchnorms(&mut self, f: &mut dyn FnMut(&mut BatchNorm<T>)) {
+        f(self);
     }
 }
 

@@ -1,7 +1,7 @@
 //! 2-D convolution over NHWC images: im2col + gemm, parallel over chunks of the batch.
 
 use super::matmul::{matmul, Layout};
-use super::param::{HasParams, Param, ParamKind};
+use super::param::{HasParams, Param, ParamKind, TorchLayout};
 use super::{Real, Tensor};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -53,8 +53,9 @@ impl<T: Real> Conv2d<T> {
     pub fn new(name: &str, spec: ConvSpec, bias: bool, rng: &mut ChaCha8Rng) -> Self {
         let fan_in = spec.patch_len();
         let bound = 1.0 / (fan_in as f64).sqrt();
-        let weight = Param::uniform(format!("{name}.weight"), spec.cout * fan_in, bound, ParamKind::Weight, rng);
-        let bias = bias.then(|| Param::uniform(format!("{name}.bias"), spec.cout, bound, ParamKind::NoDecay, rng));
+        let layout = TorchLayout::Conv { cout: spec.cout, k: spec.kernel, cin: spec.cin };
+        let weight = Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng);
+        let bias = bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![spec.cout]), bound, ParamKind::NoDecay, rng));
         Conv2d { spec, weight, bias }
     }
 

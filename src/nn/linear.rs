@@ -1,7 +1,7 @@
 //! Fully connected layer and ReLU over `[rows, features]`.
 
 use super::matmul::{matmul, Layout};
-use super::param::{HasParams, Param, ParamKind};
+use super::param::{HasParams, Param, ParamKind, TorchLayout};
 use super::tensor::check_shape;
 use super::{Real, Tensor};
 use anyhow::{bail, Result};
@@ -23,12 +23,18 @@ pub struct Linear<T> {
 impl<T: Real> Linear<T> {
     /// A linear layer initialised as PyTorch does (U(+-1/sqrt(in)) for weight and bias).
     pub fn new(name: &str, fan_in: usize, fan_out: usize, bias: bool, rng: &mut ChaCha8Rng) -> Self {
+        Self::with_layout(name, TorchLayout::Same(vec![fan_out, fan_in]), bias, rng)
+    }
+
+    /// A linear layer whose PyTorch weight layout is given (for inputs flattened from NHWC maps).
+    pub fn with_layout(name: &str, layout: TorchLayout, bias: bool, rng: &mut ChaCha8Rng) -> Self {
+        let [fan_out, fan_in] = layout.shape()[..] else { panic!("linear layout must be 2-D") };
         let bound = 1.0 / (fan_in as f64).sqrt();
         Linear {
             fan_in,
             fan_out,
-            weight: Param::uniform(format!("{name}.weight"), fan_out * fan_in, bound, ParamKind::Weight, rng),
-            bias: bias.then(|| Param::uniform(format!("{name}.bias"), fan_out, bound, ParamKind::NoDecay, rng)),
+            weight: Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng),
+            bias: bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![fan_out]), bound, ParamKind::NoDecay, rng)),
         }
     }
 

@@ -1,0 +1,3 @@
+//! Contrastive losses.
+
+pub mod nt_xent;
