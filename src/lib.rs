@@ -7,3 +7,6 @@
 pub mod nn;
 pub mod loss;
 pub mod model;
+pub mod io;
+pub mod optim;
+pub mod checkpoint;
