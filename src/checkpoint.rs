@@ -213,7 +213,7 @@ mod tests {
         let other = NetSpec { head_widths: vec![16, 4], ..spec() };
         let err = load_model(&mut Net::<f32>::new(&other, 1).unwrap(), &path).unwrap_err().to_string();
         assert!(err.contains("head.2.bias") && err.contains("model.safetensors"), "{err}");
-        std::fs::write(&path, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+        std::fs::write(&path, b"\x02\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
         let err = load_model(&mut Net::<f32>::new(&spec(), 1).unwrap(), &path).unwrap_err().to_string();
         assert!(err.contains("missing tensor"), "{err}");
         std::fs::write(&path, b"garbage").unwrap();
