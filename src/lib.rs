@@ -10,3 +10,4 @@ pub mod model;
 pub mod io;
 pub mod optim;
 pub mod checkpoint;
+pub mod data;
