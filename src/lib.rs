@@ -11,3 +11,4 @@ pub mod io;
 pub mod optim;
 pub mod checkpoint;
 pub mod data;
+pub mod augment;
