@@ -12,3 +12,4 @@ pub mod optim;
 pub mod checkpoint;
 pub mod data;
 pub mod augment;
+pub mod bench;

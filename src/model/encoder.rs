@@ -6,6 +6,7 @@ use crate::nn::batchnorm::BatchNorm;
 use crate::nn::conv::{Conv2d, ConvSpec};
 use crate::nn::param::{HasParams, Param};
 use crate::nn::pool::{global_avg_pool_backward, global_avg_pool_forward, MaxPool2d};
+use crate::nn::profile;
 use crate::nn::{Mode, Real, Tensor};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -54,6 +55,15 @@ impl<T: Real> Stage<T> {
             g: Tensor::default(),
             gc: Tensor::default(),
         }))
+    }
+
+    /// A short name for profiles: the state-dict prefix of its first layer.
+    fn name(&self) -> String {
+        match self {
+            Stage::ConvBnRelu(s) => s.conv.weight.name.trim_end_matches(".weight").to_string(),
+            Stage::Block(b) => b.prefix().to_string(),
+            Stage::GlobalAvgPool { .. } => "encoder.avgpool".into(),
+        }
     }
 
     fn output(&self) -> &Tensor<T> {
@@ -215,6 +225,7 @@ impl<T: Real> Encoder<T> {
         for i in 0..self.stages.len() {
             let (done, rest) = self.stages.split_at_mut(i);
             let input = done.last().map_or(x, |s| s.output());
+            let _t = profile::scope(|| format!("{} forward", rest[0].name()));
             rest[0].forward(input, mode)?;
         }
         Ok(self.stages.last().expect("encoders have stages").output())
@@ -239,6 +250,7 @@ impl<T: Real> Encoder<T> {
             let (done, rest) = self.stages.split_at_mut(i);
             let input = done.last().map_or(x, |s| s.output());
             let dx = if i > 0 { Some(&mut self.g_b) } else { dx.as_deref_mut() };
+            let _t = profile::scope(|| format!("{} backward", rest[0].name()));
             rest[0].backward(input, &self.g_a, dx)?;
             std::mem::swap(&mut self.g_a, &mut self.g_b);
         }

@@ -4,7 +4,7 @@ use super::encoder::{Architecture, Encoder};
 use super::head::ProjectionHead;
 use crate::nn::batchnorm::BatchNorm;
 use crate::nn::param::{HasParams, Param};
-use crate::nn::{Mode, Real, Tensor};
+use crate::nn::{profile, Mode, Real, Tensor};
 use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -50,6 +50,7 @@ impl<T: Real> Net<T> {
     /// Runs encoder and head on `x`; returns z. h stays available through `encoder`'s output.
     pub fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Result<&Tensor<T>> {
         let h = self.encoder.forward(x, mode)?;
+        let _t = profile::scope(|| "head forward".into());
         self.head.forward(h, mode)
     }
 
@@ -64,7 +65,9 @@ impl<T: Real> Net<T> {
     pub fn backward(&mut self, x: &Tensor<T>, dz: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
         let mut dh = std::mem::take(&mut self.dh);
         let h = self.encoder.forward_output();
+        let t = profile::scope(|| "head backward".into());
         self.head.backward(h, dz, &mut dh)?;
+        drop(t);
         self.encoder.backward(x, &dh, dx)?;
         self.dh = dh;
         Ok(())

@@ -137,36 +137,24 @@ impl<T: Real> BatchNorm<T> {
         let (mean, invstd) = (&self.mean, &self.invstd);
         let gate = |yv: T, g: T| if relu && yv <= T::ZERO { T::ZERO } else { g };
         // Pass 1: per-channel sums of g and g * xhat.
-        let (sum_g, sum_gx) = x
+        let partials: Vec<(Vec<T>, Vec<T>)> = x
             .data()
             .par_chunks(chunk)
             .zip(y.data().par_chunks(chunk).zip(dy.data().par_chunks(chunk)))
-            .fold(
-                || (vec![0.0f64; c], vec![0.0f64; c]),
-                |(mut sg, mut sgx), (xc, (yc, dyc))| {
-                    let mut lg = vec![T::ZERO; c];
-                    let mut lgx = vec![T::ZERO; c];
-                    for ((xr, yr), dr) in xc.chunks_exact(c).zip(yc.chunks_exact(c)).zip(dyc.chunks_exact(c)) {
-                        for ch in 0..c {
-                            let g = gate(yr[ch], dr[ch]);
-                            lg[ch] += g;
-                            lgx[ch] += g * (xr[ch] - mean[ch]) * invstd[ch];
-                        }
-                    }
+            .map(|(xc, (yc, dyc))| {
+                let mut lg = vec![T::ZERO; c];
+                let mut lgx = vec![T::ZERO; c];
+                for ((xr, yr), dr) in xc.chunks_exact(c).zip(yc.chunks_exact(c)).zip(dyc.chunks_exact(c)) {
                     for ch in 0..c {
-                        sg[ch] += lg[ch].to_f64();
-                        sgx[ch] += lgx[ch].to_f64();
+                        let g = gate(yr[ch], dr[ch]);
+                        lg[ch] += g;
+                        lgx[ch] += g * (xr[ch] - mean[ch]) * invstd[ch];
                     }
-                    (sg, sgx)
-                },
-            )
-            .reduce(|| (vec![0.0; c], vec![0.0; c]), |(mut a, mut b), (a2, b2)| {
-                for ch in 0..c {
-                    a[ch] += a2[ch];
-                    b[ch] += b2[ch];
                 }
-                (a, b)
-            });
+                (lg, lgx)
+            })
+            .collect();
+        let (sum_g, sum_gx) = sum_in_order(&partials, c);
         for ch in 0..c {
             self.weight.grad[ch] += T::from_f64(sum_gx[ch]);
             self.bias.grad[ch] += T::from_f64(sum_g[ch]);
@@ -210,39 +198,40 @@ impl<T: Real> BatchNorm<T> {
     }
 }
 
+/// Adds per-chunk pairs of per-channel sums in chunk order, in f64 (deterministic).
+fn sum_in_order<T: Real>(partials: &[(Vec<T>, Vec<T>)], c: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = vec![0.0f64; c];
+    let mut b = vec![0.0f64; c];
+    for (pa, pb) in partials {
+        for ch in 0..c {
+            a[ch] += pa[ch].to_f64();
+            b[ch] += pb[ch].to_f64();
+        }
+    }
+    (a, b)
+}
+
 /// Per-channel mean and biased variance of `[rows, c]` data, using sums shifted by the first row
 /// (numerically safe when values sit far from zero), accumulated in f64 across chunks.
 fn channel_mean_var<T: Real>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
     let rows = x.len() / c;
     let shift: Vec<T> = x[..c].to_vec();
-    let (s1, s2) = x
+    let partials: Vec<(Vec<T>, Vec<T>)> = x
         .par_chunks(CHUNK_ROWS * c)
-        .fold(
-            || (vec![0.0f64; c], vec![0.0f64; c]),
-            |(mut s1, mut s2), xc| {
-                let mut l1 = vec![T::ZERO; c];
-                let mut l2 = vec![T::ZERO; c];
-                for xr in xc.chunks_exact(c) {
-                    for ch in 0..c {
-                        let d = xr[ch] - shift[ch];
-                        l1[ch] += d;
-                        l2[ch] += d * d;
-                    }
-                }
+        .map(|xc| {
+            let mut l1 = vec![T::ZERO; c];
+            let mut l2 = vec![T::ZERO; c];
+            for xr in xc.chunks_exact(c) {
                 for ch in 0..c {
-                    s1[ch] += l1[ch].to_f64();
-                    s2[ch] += l2[ch].to_f64();
+                    let d = xr[ch] - shift[ch];
+                    l1[ch] += d;
+                    l2[ch] += d * d;
                 }
-                (s1, s2)
-            },
-        )
-        .reduce(|| (vec![0.0; c], vec![0.0; c]), |(mut a, mut b), (a2, b2)| {
-            for ch in 0..c {
-                a[ch] += a2[ch];
-                b[ch] += b2[ch];
             }
-            (a, b)
-        });
+            (l1, l2)
+        })
+        .collect();
+    let (s1, s2) = sum_in_order(&partials, c);
     let n = rows as f64;
     let mean = (0..c).map(|ch| shift[ch].to_f64() + s1[ch] / n).collect();
     let var = (0..c).map(|ch| (s2[ch] / n - (s1[ch] / n).powi(2)).max(0.0)).collect();

@@ -47,6 +47,8 @@ pub struct Conv2d<T> {
 
 /// Output pixels per parallel work item: enough for a good gemm, small enough to stay in cache.
 const CHUNK_PIXELS: usize = 1152;
+/// Weight-gradient partial sums per backward (fixed, for results independent of thread count).
+const REDUCTION_GROUPS: usize = 16;
 
 impl<T: Real> Conv2d<T> {
     /// A convolution initialised as PyTorch does (U(+-1/sqrt(fan_in)) for weight and bias).
@@ -136,26 +138,38 @@ impl<T: Real> Conv2d<T> {
             }
         };
         let init = || Grads { dw: vec![T::ZERO; cout * k], db: vec![T::ZERO; cout], col: Vec::new() };
-        let total = match dx {
+        // A fixed split into groups of consecutive chunks, summed in order: the result does not
+        // depend on scheduling or on the number of threads.
+        let groups = nchunks.min(REDUCTION_GROUPS);
+        let bounds: Vec<usize> = (0..=groups).map(|g| g * nchunks / groups).collect();
+        let mut parts: Vec<Option<&mut [T]>> = Vec::with_capacity(groups);
+        match dx {
             Some(dx) => {
                 dx.resize(x.shape());
-                dx.data_mut()
-                    .par_chunks_mut(per * in_len)
-                    .enumerate()
-                    .fold(init, |mut acc, (ci, dxc)| {
-                        work(&mut acc, ci, Some(dxc));
-                        acc
-                    })
-                    .reduce(init, Grads::merge)
+                let mut rest = dx.data_mut();
+                for g in 0..groups {
+                    let imgs = (bounds[g + 1] * per).min(n) - bounds[g] * per;
+                    let (part, tail) = rest.split_at_mut(imgs * in_len);
+                    parts.push(Some(part));
+                    rest = tail;
+                }
             }
-            None => (0..nchunks)
-                .into_par_iter()
-                .fold(init, |mut acc, ci| {
-                    work(&mut acc, ci, None);
-                    acc
-                })
-                .reduce(init, Grads::merge),
-        };
+            None => parts.extend((0..groups).map(|_| None)),
+        }
+        let partials: Vec<Grads<T>> = parts
+            .into_par_iter()
+            .enumerate()
+            .map(|(g, mut part)| {
+                let mut acc = init();
+                for ci in bounds[g]..bounds[g + 1] {
+                    let imgs = per.min(n - ci * per);
+                    let offset = (ci - bounds[g]) * per * in_len;
+                    work(&mut acc, ci, part.as_deref_mut().map(|p| &mut p[offset..offset + imgs * in_len]));
+                }
+                acc
+            })
+            .collect();
+        let total = partials.into_iter().reduce(Grads::merge).expect("at least one group");
         add_into(&mut self.weight.grad, &total.dw);
         if let Some(b) = &mut self.bias {
             add_into(&mut b.grad, &total.db);

@@ -8,6 +8,7 @@ pub mod linear;
 pub mod matmul;
 pub mod param;
 pub mod pool;
+pub mod profile;
 pub mod real;
 pub mod tensor;
 
