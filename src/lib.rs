@@ -13,3 +13,8 @@ pub mod checkpoint;
 pub mod data;
 pub mod augment;
 pub mod bench;
+pub mod config;
+pub mod eval;
+pub mod train;
+pub mod cli;
+pub mod commands;

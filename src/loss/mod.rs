@@ -1,3 +1,4 @@
 //! Contrastive losses.
 
+pub mod cross_entropy;
 pub mod nt_xent;

@@ -1,0 +1,40 @@
+//! Frozen features: the encoder's h (or the head's z) of every image's evaluation view, in eval mode.
+
+use crate::augment::AugmentConfig;
+use crate::data::Dataset;
+use crate::model::net::Net;
+use crate::nn::{Mode, Tensor};
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+/// Which representation to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Features {
+    /// The encoder output h (what SimCLR evaluates).
+    H,
+    /// The projection head output z (for comparison only).
+    Z,
+}
+
+/// Images per forward pass when encoding.
+const ENCODE_BATCH: usize = 500;
+
+/// Encodes every image of `ds` (evaluation view, eval-mode batch-norm); returns `[n, dim]`.
+pub fn encode(net: &mut Net<f32>, aug: &AugmentConfig, ds: &Dataset, which: Features) -> Result<Tensor<f32>> {
+    let dim = match which {
+        Features::H => net.encoder.dim(),
+        Features::Z => net.head.out_dim(),
+    };
+    let mut out = Vec::with_capacity(ds.len() * dim);
+    let mut x = Tensor::default();
+    for start in (0..ds.len()).step_by(ENCODE_BATCH) {
+        let len = ENCODE_BATCH.min(ds.len() - start);
+        aug.eval_batch(ds, start, len, &mut x);
+        match which {
+            Features::H => out.extend_from_slice(net.encoder.forward(&x, Mode::Eval)?.data()),
+            Features::Z => out.extend_from_slice(net.forward(&x, Mode::Eval)?.data()),
+        }
+    }
+    Tensor::from_vec(&[ds.len(), dim], out)
+}

@@ -1,0 +1,4 @@
+//! Evaluation of frozen representations.
+
+pub mod features;
+pub mod probe;

@@ -1,0 +1,73 @@
+//! Metrics as JSON lines (`metrics.jsonl` in the run directory), one object per record.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Appends records to a JSON-lines file, flushing each line.
+pub struct MetricsWriter {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsWriter {
+    /// Opens `path` for appending. With `keep_through_step`, records of later steps (left by an
+    /// interrupted run past its last checkpoint) are dropped first, so a resumed run's metrics
+    /// match an uninterrupted one's.
+    pub fn open(path: &Path, keep_through_step: Option<u64>) -> Result<Self> {
+        if let Some(limit) = keep_through_step {
+            if path.exists() {
+                let kept: Vec<String> = BufReader::new(File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+                    .lines()
+                    .map_while(|l| l.ok())
+                    .filter(|l| serde_json::from_str::<Value>(l).ok().and_then(|v| v.get("step").and_then(Value::as_u64)).is_some_and(|s| s <= limit))
+                    .collect();
+                let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+                crate::io::write_atomic(path, text.as_bytes())?;
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(MetricsWriter { path: path.to_path_buf(), file })
+    }
+
+    /// Appends one record.
+    pub fn write(&mut self, record: &Value) -> Result<()> {
+        writeln!(self.file, "{record}").and_then(|_| self.file.flush()).with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+/// Reads every record of a metrics file.
+pub fn read_metrics(path: &Path) -> Result<Vec<Value>> {
+    let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    BufReader::new(f)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = l.with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&l).with_context(|| format!("{}:{}: not a JSON record", path.display(), i + 1))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn appends_and_truncates_past_a_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        let mut w = MetricsWriter::open(&p, None).unwrap();
+        for s in 1..=4 {
+            w.write(&json!({"kind": "step", "step": s})).unwrap();
+        }
+        drop(w);
+        let mut w = MetricsWriter::open(&p, Some(2)).unwrap();
+        w.write(&json!({"kind": "step", "step": 3})).unwrap();
+        let steps: Vec<u64> = read_metrics(&p).unwrap().iter().map(|v| v["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, vec![1, 2, 3]);
+    }
+}

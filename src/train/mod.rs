@@ -1,0 +1,5 @@
+//! Pre-training: the loop, its run directory, metrics and checkpoints.
+
+pub mod metrics;
+pub mod pretrain;
+pub mod run_dir;

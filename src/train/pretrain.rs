@@ -1,0 +1,242 @@
+//! The SimCLR pre-training loop: augmented pairs -> network -> NT-Xent -> backward -> optimizer,
+//! with per-step learning-rate schedule, metrics, atomic checkpoints and exact resumption.
+
+use super::metrics::MetricsWriter;
+use super::run_dir::{Existing, RunDir};
+use crate::augment::pipeline::mix;
+use crate::checkpoint::{load_model, load_train_state, read_spec, save_model, save_train_state};
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::io::write_atomic;
+use crate::loss::nt_xent::nt_xent;
+use crate::model::net::Net;
+use crate::nn::param::HasParams;
+use crate::nn::{Mode, Tensor};
+use crate::optim::schedule::WarmupCosine;
+use crate::optim::Optimizer;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+/// How to run pre-training, beyond the configuration.
+#[derive(Clone, Debug)]
+pub struct PretrainOptions {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// What to do when it already holds a run.
+    pub existing: Existing,
+    /// Start from these weights (a model checkpoint of the same network).
+    pub init: Option<PathBuf>,
+    /// Stop after this many steps in total (the schedule still spans all epochs).
+    pub max_steps: Option<u64>,
+    /// Draw a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+/// How pre-training ended.
+#[derive(Clone, Debug)]
+pub struct PretrainOutcome {
+    /// The run directory.
+    pub run_dir: RunDir,
+    /// Steps completed in total.
+    pub steps: u64,
+    /// Steps per epoch.
+    pub steps_per_epoch: u64,
+    /// Mean loss of the last epoch run (or of the steps run, when stopped early).
+    pub last_loss: f64,
+    /// Seconds of each epoch completed in this invocation.
+    pub epoch_seconds: Vec<f64>,
+    /// Whether it stopped because of an interruption request.
+    pub interrupted: bool,
+}
+
+/// The order of the training images in `epoch`.
+fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ mix(epoch))));
+    order
+}
+
+/// The name of the first parameter whose gradient is not finite.
+fn first_nonfinite_grad(net: &mut Net<f32>) -> Option<String> {
+    let mut bad = None;
+    net.visit_params(&mut |p| {
+        if bad.is_none() && p.grad.iter().any(|g| !g.is_finite()) {
+            bad = Some(p.name.clone());
+        }
+    });
+    bad
+}
+
+fn save_checkpoint(dir: &RunDir, net: &mut Net<f32>, opt: &Optimizer, step: u64) -> Result<()> {
+    let meta = [("step", step.to_string())];
+    // The state first: a model file always has its matching state, checked by step on resume.
+    save_train_state(opt, &dir.train_state(), &meta)?;
+    save_model(net, &dir.model(), &meta)
+}
+
+/// Restores network, optimizer and step from the run directory's last checkpoint.
+fn restore(dir: &RunDir, net: &mut Net<f32>, opt: &mut Optimizer) -> Result<u64> {
+    if !dir.model().exists() {
+        return Ok(0);
+    }
+    let model_meta = load_model(net, &dir.model())?;
+    let state_meta = load_train_state(opt, &dir.train_state())?;
+    let step = |m: &std::collections::HashMap<String, String>, f: &Path| -> Result<u64> {
+        m.get("step").and_then(|s| s.parse().ok()).with_context(|| format!("{}: no step in its metadata", f.display()))
+    };
+    let (a, b) = (step(&model_meta, &dir.model())?, step(&state_meta, &dir.train_state())?);
+    if a != b {
+        bail!("{}: model is at step {a} but the optimizer state at step {b}; the checkpoint pair is inconsistent", dir.root.display());
+    }
+    Ok(a)
+}
+
+/// Pre-trains on `train` according to `cfg`. Checks `stop` after every step; when it is set the
+/// run checkpoints and returns with `interrupted`.
+pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: &AtomicBool) -> Result<PretrainOutcome> {
+    let t = &cfg.train;
+    if t.batch_size > train.len() {
+        bail!("train.batch_size ({}) is larger than the dataset ({} images)", t.batch_size, train.len());
+    }
+    let dir = RunDir::prepare(&opts.run_dir, opts.existing)?;
+    if opts.existing == Existing::Resume {
+        let saved = RunConfig::load(&dir.config())?;
+        if saved != *cfg {
+            bail!("{}: the run was made with a different configuration; resume it without changing options", dir.config().display());
+        }
+    } else {
+        write_atomic(&dir.config(), cfg.to_toml()?.as_bytes())?;
+    }
+
+    let spec = cfg.net_spec(train.channels);
+    let mut net = Net::<f32>::new(&spec, cfg.seed)?;
+    let mut opt = Optimizer::new(cfg.optimizer.clone());
+    let mut step = restore(&dir, &mut net, &mut opt)?;
+    if step == 0 {
+        if let Some(init) = &opts.init {
+            let init_spec = read_spec(init)?;
+            if init_spec != spec {
+                bail!("{}: --init checkpoint is for a different network ({:?}) than this run's ({:?})", init.display(), init_spec, spec);
+            }
+            load_model(&mut net, init)?;
+        }
+    }
+    let steps_per_epoch = (train.len() / t.batch_size) as u64;
+    let total = steps_per_epoch * t.epochs as u64;
+    let schedule = WarmupCosine { base: t.lr, warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64, total, floor: t.lr_floor };
+    let end = opts.max_steps.map_or(total, |m| m.min(total));
+    let mut metrics = MetricsWriter::open(&dir.metrics(), Some(step))?;
+    let mut outcome = PretrainOutcome { run_dir: dir.clone(), steps: step, steps_per_epoch, last_loss: f64::NAN, epoch_seconds: Vec::new(), interrupted: false };
+    if step >= end {
+        return Ok(outcome);
+    }
+
+    let (seed, aug, n) = (cfg.seed, &cfg.augment, t.batch_size);
+    std::thread::scope(|scope| -> Result<()> {
+        // Augmentation runs ahead of the network on its own thread.
+        let (tx, rx) = sync_channel::<Tensor<f32>>(2);
+        let first = step;
+        scope.spawn(move || {
+            let mut s = first;
+            while s < end {
+                let epoch = s / steps_per_epoch;
+                let order = epoch_order(train.len(), seed, epoch);
+                let k = (s % steps_per_epoch) as usize;
+                let mut views = Tensor::default();
+                aug.pair_batch(train, &order[k * n..(k + 1) * n], seed, epoch, &mut views);
+                if tx.send(views).is_err() {
+                    return;
+                }
+                s += 1;
+            }
+        });
+
+        let mut dz = Tensor::default();
+        while step < end {
+            let epoch = step / steps_per_epoch;
+            let epoch_end = ((epoch + 1) * steps_per_epoch).min(end);
+            let bar = if opts.progress { ProgressBar::new(epoch_end - step) } else { ProgressBar::hidden() };
+            bar.set_style(ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}").expect("template").progress_chars("=> "));
+            bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
+            let started = Instant::now();
+            let first_step = step;
+            let (mut loss_sum, mut top1_sum, mut counted) = (0.0, 0.0, 0u64);
+            while step < epoch_end {
+                let views = rx.recv().context("the augmentation thread stopped")?;
+                let lr = schedule.lr(step);
+                net.zero_grad();
+                let z = net.forward(&views, Mode::Train)?;
+                let out = nt_xent(z, t.temperature, &mut dz)?;
+                net.backward(&views, &dz, None)?;
+                let bad = if out.loss.is_finite() { first_nonfinite_grad(&mut net).map(|p| format!("the gradient of {p} is not finite")) } else { Some(format!("the loss is {}", out.loss)) };
+                match bad {
+                    Some(why) if !t.skip_nonfinite_steps => bail!(
+                        "step {}: {why}; the learning rate ({lr:.3e}) may be too high or the temperature ({}) too low. The last good checkpoint in {} is kept",
+                        step + 1,
+                        t.temperature,
+                        dir.root.display()
+                    ),
+                    Some(why) => bar.println(format!("warning: step {} skipped: {why}", step + 1)),
+                    None => {
+                        opt.step(&mut net, lr);
+                        loss_sum += out.loss;
+                        top1_sum += out.positive_top1;
+                        counted += 1;
+                    }
+                }
+                step += 1;
+                let done = (step - first_step) as f64;
+                let vps = done * 2.0 * n as f64 / started.elapsed().as_secs_f64();
+                metrics.write(&json!({"kind": "step", "step": step, "epoch": epoch + 1, "loss": out.loss, "positive_top1": out.positive_top1, "lr": lr}))?;
+                bar.set_message(format!("loss {:.4} lr {lr:.2e} {vps:.0} views/s", out.loss));
+                bar.inc(1);
+                if t.checkpoint_every_steps > 0 && step % t.checkpoint_every_steps == 0 {
+                    save_checkpoint(&dir, &mut net, &opt, step)?;
+                }
+                if stop.load(Ordering::SeqCst) {
+                    save_checkpoint(&dir, &mut net, &opt, step)?;
+                    bar.abandon();
+                    outcome.interrupted = true;
+                    break;
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let loss = loss_sum / counted.max(1) as f64;
+            outcome.last_loss = loss;
+            if outcome.interrupted {
+                break;
+            }
+            bar.finish_and_clear();
+            let views_per_s = (step - first_step) as f64 * 2.0 * n as f64 / secs;
+            let complete = step % steps_per_epoch == 0;
+            if complete {
+                save_checkpoint(&dir, &mut net, &opt, step)?;
+                outcome.epoch_seconds.push(secs);
+                metrics.write(&json!({"kind": "epoch", "step": step, "epoch": epoch + 1, "loss": loss, "positive_top1": top1_sum / counted.max(1) as f64, "lr": schedule.lr(step - 1), "seconds": secs, "views_per_s": views_per_s}))?;
+            }
+            println!(
+                "epoch {:>3}/{}  loss {loss:.4}  positive top-1 {:.3}  lr {:.2e}  {secs:.1} s  {views_per_s:.0} views/s{}",
+                epoch + 1,
+                t.epochs,
+                top1_sum / counted.max(1) as f64,
+                schedule.lr(step - 1),
+                if complete { "" } else { "  (stopped early)" }
+            );
+        }
+        if !outcome.interrupted && step % steps_per_epoch != 0 {
+            save_checkpoint(&dir, &mut net, &opt, step)?;
+        }
+        drop(rx);
+        Ok(())
+    })?;
+    outcome.steps = step;
+    Ok(outcome)
+}
