@@ -66,11 +66,6 @@ impl<T: Real> BasicBlock<T> {
         }
     }
 
-    /// The state-dict prefix, e.g. `encoder.layer1.0`.
-    pub fn prefix(&self) -> &str {
-        self.conv1.weight.name.trim_end_matches(".conv1.weight")
-    }
-
     /// The output of the last forward.
     pub fn output(&self) -> &Tensor<T> {
         &self.out

@@ -5,8 +5,7 @@ use super::block::BasicBlock;
 use crate::nn::batchnorm::BatchNorm;
 use crate::nn::conv::{Conv2d, ConvSpec};
 use crate::nn::param::{HasParams, Param};
-use crate::nn::pool::{global_avg_pool_backward, global_avg_pool_forward, MaxPool2d};
-use crate::nn::profile;
+use crate::nn::pool::{global_avg_pool_backward, global_avg_pool_forward};
 use crate::nn::{Mode, Real, Tensor};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -22,16 +21,16 @@ pub enum Architecture {
     Resnet18,
 }
 
-/// conv -> batch-norm -> ReLU -> optional max-pool, with its activations.
+/// conv -> batch-norm -> ReLU -> optional 2x2 max-pool (fused with the batch-norm), with its
+/// activations.
 #[derive(Clone, Debug)]
 struct ConvBnRelu<T> {
     conv: Conv2d<T>,
     bn: BatchNorm<T>,
-    pool: Option<MaxPool2d>,
+    pool: bool,
     c: Tensor<T>,
     a: Tensor<T>,
-    p: Tensor<T>,
-    g: Tensor<T>,
+    argmax: Vec<u8>,
     gc: Tensor<T>,
 }
 
@@ -48,33 +47,17 @@ impl<T: Real> Stage<T> {
         Stage::ConvBnRelu(Box::new(ConvBnRelu {
             conv: Conv2d::new(&format!("{prefix}.{conv}"), spec, bias, rng),
             bn: BatchNorm::new(&format!("{prefix}.{bn}"), spec.cout),
-            pool: pool.then(|| MaxPool2d::new(2, 2)),
+            pool,
             c: Tensor::default(),
             a: Tensor::default(),
-            p: Tensor::default(),
-            g: Tensor::default(),
+            argmax: Vec::new(),
             gc: Tensor::default(),
         }))
     }
 
-    /// A short name for profiles: the state-dict prefix of its first layer.
-    fn name(&self) -> String {
-        match self {
-            Stage::ConvBnRelu(s) => s.conv.weight.name.trim_end_matches(".weight").to_string(),
-            Stage::Block(b) => b.prefix().to_string(),
-            Stage::GlobalAvgPool { .. } => "encoder.avgpool".into(),
-        }
-    }
-
     fn output(&self) -> &Tensor<T> {
         match self {
-            Stage::ConvBnRelu(s) => {
-                if s.pool.is_some() {
-                    &s.p
-                } else {
-                    &s.a
-                }
-            }
+            Stage::ConvBnRelu(s) => &s.a,
             Stage::Block(b) => b.output(),
             Stage::GlobalAvgPool { out } => out,
         }
@@ -84,11 +67,11 @@ impl<T: Real> Stage<T> {
         match self {
             Stage::ConvBnRelu(s) => {
                 s.conv.forward(x, &mut s.c)?;
-                s.bn.forward(&s.c, &mut s.a, mode, true, None)?;
-                if let Some(pool) = &mut s.pool {
-                    pool.forward(&s.a, &mut s.p)?;
+                if s.pool {
+                    s.bn.forward_relu_maxpool(&s.c, &mut s.a, &mut s.argmax, mode)
+                } else {
+                    s.bn.forward(&s.c, &mut s.a, mode, true, None)
                 }
-                Ok(())
             }
             Stage::Block(b) => b.forward(x, mode),
             Stage::GlobalAvgPool { out } => global_avg_pool_forward(x, out),
@@ -100,14 +83,11 @@ impl<T: Real> Stage<T> {
         match self {
             Stage::ConvBnRelu(s) => {
                 let s = &mut **s;
-                let da = match &s.pool {
-                    Some(pool) => {
-                        pool.backward(&s.a, dy, &mut s.g)?;
-                        &s.g
-                    }
-                    None => dy,
-                };
-                s.bn.backward(&s.c, &s.a, da, &mut s.gc, true, None)?;
+                if s.pool {
+                    s.bn.backward_relu_maxpool(&s.c, &s.a, &s.argmax, dy, &mut s.gc)?;
+                } else {
+                    s.bn.backward(&s.c, &s.a, dy, &mut s.gc, true, None)?;
+                }
                 s.conv.backward(x, &s.gc, dx)
             }
             Stage::Block(b) => match dx {
@@ -225,7 +205,6 @@ impl<T: Real> Encoder<T> {
         for i in 0..self.stages.len() {
             let (done, rest) = self.stages.split_at_mut(i);
             let input = done.last().map_or(x, |s| s.output());
-            let _t = profile::scope(|| format!("{} forward", rest[0].name()));
             rest[0].forward(input, mode)?;
         }
         Ok(self.stages.last().expect("encoders have stages").output())
@@ -250,7 +229,6 @@ impl<T: Real> Encoder<T> {
             let (done, rest) = self.stages.split_at_mut(i);
             let input = done.last().map_or(x, |s| s.output());
             let dx = if i > 0 { Some(&mut self.g_b) } else { dx.as_deref_mut() };
-            let _t = profile::scope(|| format!("{} backward", rest[0].name()));
             rest[0].backward(input, &self.g_a, dx)?;
             std::mem::swap(&mut self.g_a, &mut self.g_b);
         }

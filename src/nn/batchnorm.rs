@@ -4,7 +4,7 @@
 
 use super::param::{HasParams, Param, ParamKind, TorchLayout};
 use super::tensor::check_shape;
-use super::{Mode, Real, Tensor};
+use super::{profile, Mode, Real, Tensor};
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
@@ -13,7 +13,7 @@ pub const BN_EPS: f64 = 1e-5;
 /// PyTorch's default running-statistics momentum.
 pub const BN_MOMENTUM: f64 = 0.1;
 /// Rows per parallel work item.
-const CHUNK_ROWS: usize = 1024;
+pub(crate) const CHUNK_ROWS: usize = 1024;
 
 /// BatchNorm with affine parameters and running statistics (unbiased running variance).
 #[derive(Clone, Debug)]
@@ -67,14 +67,11 @@ impl<T: Real> BatchNorm<T> {
         Ok(x.len() / c)
     }
 
-    /// `y = act(gamma * (x - mean) / sqrt(var + eps) + beta + skip)` with batch statistics in
-    /// training mode (which also updates the running statistics) and running ones in eval mode.
-    pub fn forward(&mut self, x: &Tensor<T>, y: &mut Tensor<T>, mode: Mode, relu: bool, skip: Option<&Tensor<T>>) -> Result<()> {
-        let rows = self.rows(x)?;
+    /// Sets the statistics used for normalising (batch ones in training, which also updates the
+    /// running ones; running ones in eval) and returns the per-channel affine map
+    /// `y = x * scale + shift` they give.
+    pub(crate) fn set_statistics(&mut self, x: &Tensor<T>, rows: usize, mode: Mode) -> Result<(Vec<T>, Vec<T>)> {
         let c = self.channels();
-        if let Some(s) = skip {
-            check_shape(&format!("batch-norm {} residual", self.prefix), s.shape(), x.shape())?;
-        }
         match mode {
             Mode::Train => {
                 if rows < 2 {
@@ -103,11 +100,38 @@ impl<T: Real> BatchNorm<T> {
         self.last_mode = mode;
         let scale: Vec<T> = (0..c).map(|ch| self.weight.value[ch] * self.invstd[ch]).collect();
         let shift: Vec<T> = (0..c).map(|ch| self.bias.value[ch] - self.mean[ch] * scale[ch]).collect();
+        Ok((scale, shift))
+    }
+
+    /// The mean and 1 / sqrt(var + eps) of the last forward, and whether it was in training mode.
+    pub(crate) fn last_statistics(&self) -> (&[T], &[T], bool) {
+        (&self.mean, &self.invstd, self.last_mode == Mode::Train)
+    }
+
+    /// Adds per-channel sums of g and g * xhat to the gamma and beta gradients.
+    pub(crate) fn add_affine_grads(&mut self, sum_g: &[f64], sum_gx: &[f64]) {
+        for ch in 0..self.channels() {
+            self.weight.grad[ch] += T::from_f64(sum_gx[ch]);
+            self.bias.grad[ch] += T::from_f64(sum_g[ch]);
+        }
+    }
+
+    /// `y = act(gamma * (x - mean) / sqrt(var + eps) + beta + skip)` with batch statistics in
+    /// training mode (which also updates the running statistics) and running ones in eval mode.
+    pub fn forward(&mut self, x: &Tensor<T>, y: &mut Tensor<T>, mode: Mode, relu: bool, skip: Option<&Tensor<T>>) -> Result<()> {
+        let _t = profile::scope(|| format!("{} forward", self.prefix));
+        let rows = self.rows(x)?;
+        let c = self.channels();
+        if let Some(s) = skip {
+            check_shape(&format!("batch-norm {} residual", self.prefix), s.shape(), x.shape())?;
+        }
+        let (scale, shift) = self.set_statistics(x, rows, mode)?;
         y.resize(x.shape());
         let chunk = CHUNK_ROWS * c;
         let skip = skip.map(|s| s.data());
         y.data_mut().par_chunks_mut(chunk).zip(x.data().par_chunks(chunk)).enumerate().for_each(|(i, (yc, xc))| {
             let sc = skip.map(|s| &s[i * chunk..i * chunk + xc.len()]);
+            let (scale, shift) = (&scale[..c], &shift[..c]);
             for (r, (yr, xr)) in yc.chunks_exact_mut(c).zip(xc.chunks_exact(c)).enumerate() {
                 for ch in 0..c {
                     yr[ch] = xr[ch] * scale[ch] + shift[ch];
@@ -130,6 +154,7 @@ impl<T: Real> BatchNorm<T> {
     /// Backward of `forward`: accumulates gamma/beta gradients, writes dx, and writes the
     /// gradient of the residual input into `dskip` when given. `y` is the forward output.
     pub fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>, dx: &mut Tensor<T>, relu: bool, dskip: Option<&mut Tensor<T>>) -> Result<()> {
+        let _t = profile::scope(|| format!("{} backward", self.prefix));
         let rows = self.rows(x)?;
         check_shape(&format!("batch-norm {} output gradient", self.prefix), dy.shape(), x.shape())?;
         let c = self.channels();
@@ -144,11 +169,12 @@ impl<T: Real> BatchNorm<T> {
             .map(|(xc, (yc, dyc))| {
                 let mut lg = vec![T::ZERO; c];
                 let mut lgx = vec![T::ZERO; c];
+                let (a, b, mean, invstd) = (&mut lg[..c], &mut lgx[..c], &mean[..c], &invstd[..c]);
                 for ((xr, yr), dr) in xc.chunks_exact(c).zip(yc.chunks_exact(c)).zip(dyc.chunks_exact(c)) {
                     for ch in 0..c {
                         let g = gate(yr[ch], dr[ch]);
-                        lg[ch] += g;
-                        lgx[ch] += g * (xr[ch] - mean[ch]) * invstd[ch];
+                        a[ch] += g;
+                        b[ch] += g * (xr[ch] - mean[ch]) * invstd[ch];
                     }
                 }
                 (lg, lgx)
@@ -181,6 +207,7 @@ impl<T: Real> BatchNorm<T> {
             .zip(skips.par_iter_mut())
             .zip(x.data().par_chunks(chunk).zip(y.data().par_chunks(chunk).zip(dy.data().par_chunks(chunk))))
             .for_each(|((dxc, sk), (xc, (yc, dyc)))| {
+                let (k, mg, mgx, mean, invstd) = (&k[..c], &mg[..c], &mgx[..c], &mean[..c], &invstd[..c]);
                 for (r, (((dxr, xr), yr), dr)) in
                     dxc.chunks_exact_mut(c).zip(xc.chunks_exact(c)).zip(yc.chunks_exact(c)).zip(dyc.chunks_exact(c)).enumerate()
                 {
@@ -188,8 +215,10 @@ impl<T: Real> BatchNorm<T> {
                         let g = gate(yr[ch], dr[ch]);
                         let xhat = (xr[ch] - mean[ch]) * invstd[ch];
                         dxr[ch] = k[ch] * (g - mg[ch] - xhat * mgx[ch]);
-                        if let Some(s) = sk.as_deref_mut() {
-                            s[r * c + ch] = g;
+                    }
+                    if let Some(s) = sk.as_deref_mut() {
+                        for ((sv, &yv), &dv) in s[r * c..(r + 1) * c].iter_mut().zip(yr).zip(dr) {
+                            *sv = gate(yv, dv);
                         }
                     }
                 }
@@ -199,7 +228,7 @@ impl<T: Real> BatchNorm<T> {
 }
 
 /// Adds per-chunk pairs of per-channel sums in chunk order, in f64 (deterministic).
-fn sum_in_order<T: Real>(partials: &[(Vec<T>, Vec<T>)], c: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn sum_in_order<T: Real>(partials: &[(Vec<T>, Vec<T>)], c: usize) -> (Vec<f64>, Vec<f64>) {
     let mut a = vec![0.0f64; c];
     let mut b = vec![0.0f64; c];
     for (pa, pb) in partials {
@@ -221,11 +250,12 @@ fn channel_mean_var<T: Real>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
         .map(|xc| {
             let mut l1 = vec![T::ZERO; c];
             let mut l2 = vec![T::ZERO; c];
+            let (a, b, shift) = (&mut l1[..c], &mut l2[..c], &shift[..c]);
             for xr in xc.chunks_exact(c) {
                 for ch in 0..c {
                     let d = xr[ch] - shift[ch];
-                    l1[ch] += d;
-                    l2[ch] += d * d;
+                    a[ch] += d;
+                    b[ch] += d * d;
                 }
             }
             (l1, l2)

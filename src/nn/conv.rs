@@ -1,8 +1,9 @@
 //! 2-D convolution over NHWC images: im2col + gemm, parallel over chunks of the batch.
 
+use super::conv_direct::{self, transpose};
 use super::matmul::{matmul, Layout};
 use super::param::{HasParams, Param, ParamKind, TorchLayout};
-use super::{Real, Tensor};
+use super::{profile, Real, Tensor};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -34,11 +35,25 @@ impl ConvSpec {
     }
 }
 
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// im2col into a cache-sized buffer, then one matrix product per chunk of images.
+    Im2colGemm,
+    /// Per-pixel taps over all output channels; for patches too small for a good matrix product.
+    Direct,
+}
+
+/// Largest patch (kernel * kernel * cin) computed directly rather than by im2col + gemm.
+const DIRECT_MAX_PATCH: usize = 16;
+
 /// Conv2d. Weight stored `[cout, kh, kw, cin]` (exported as PyTorch's `[cout, cin, kh, kw]`).
 #[derive(Clone, Debug)]
 pub struct Conv2d<T> {
     /// Shape of the convolution.
     pub spec: ConvSpec,
+    /// The algorithm (chosen from the shape).
+    pub algorithm: ConvAlgorithm,
     /// `[cout, kh, kw, cin]`.
     pub weight: Param<T>,
     /// `[cout]`, when the layer has a bias.
@@ -58,7 +73,8 @@ impl<T: Real> Conv2d<T> {
         let layout = TorchLayout::Conv { cout: spec.cout, k: spec.kernel, cin: spec.cin };
         let weight = Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng);
         let bias = bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![spec.cout]), bound, ParamKind::NoDecay, rng));
-        Conv2d { spec, weight, bias }
+        let algorithm = if fan_in <= DIRECT_MAX_PATCH { ConvAlgorithm::Direct } else { ConvAlgorithm::Im2colGemm };
+        Conv2d { spec, algorithm, weight, bias }
     }
 
     /// Output shape for an input shape, or an error naming both.
@@ -79,6 +95,7 @@ impl<T: Real> Conv2d<T> {
 
     /// `y[n, ho, wo, cout] = conv(x[n, h, w, cin]) + bias`.
     pub fn forward(&self, x: &Tensor<T>, y: &mut Tensor<T>) -> Result<()> {
+        let _t = profile::scope(|| format!("{} forward", self.weight.name.trim_end_matches(".weight")));
         let out = self.out_shape(x)?;
         y.resize(&out);
         let [_, ho, wo, cout] = out;
@@ -87,9 +104,13 @@ impl<T: Real> Conv2d<T> {
         let (in_len, out_len) = (h * w * cin, ho * wo * cout);
         let k = self.spec.patch_len();
         let xs = x.data();
+        let wt = (self.algorithm == ConvAlgorithm::Direct).then(|| transpose(&self.weight.value, cout, k));
         y.data_mut().par_chunks_mut(per * out_len).enumerate().for_each_init(Vec::new, |col, (ci, ychunk)| {
             let imgs = ychunk.len() / out_len;
             let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
+            if let Some(wt) = &wt {
+                return conv_direct::forward_chunk(&self.spec, xchunk, (h, w), wt, self.bias.as_ref().map(|b| b.value.as_slice()), ychunk);
+            }
             let pixels = imgs * ho * wo;
             im2col(&self.spec, xchunk, imgs, h, w, col);
             if let Some(b) = &self.bias {
@@ -104,6 +125,7 @@ impl<T: Real> Conv2d<T> {
 
     /// Accumulates dW and db from `x` and `dy`; writes dx when asked.
     pub fn backward(&mut self, x: &Tensor<T>, dy: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
+        let _t = profile::scope(|| format!("{} backward", self.weight.name.trim_end_matches(".weight")));
         let out = self.out_shape(x)?;
         super::tensor::check_shape(&format!("conv {} output gradient", self.weight.name), dy.shape(), &out)?;
         let [_, ho, wo, cout] = out;
@@ -114,6 +136,8 @@ impl<T: Real> Conv2d<T> {
         let spec = self.spec;
         let wv = &self.weight.value;
         let has_bias = self.bias.is_some();
+        let direct = self.algorithm == ConvAlgorithm::Direct;
+        let wt = if direct { transpose(wv, cout, k) } else { Vec::new() };
         let (xs, dys) = (x.data(), dy.data());
         let nchunks = n.div_ceil(per);
         // One chunk: im2col, dW += dy^T col, db += sum(dy), and dx = col2im(dy W) when wanted.
@@ -122,6 +146,9 @@ impl<T: Real> Conv2d<T> {
             let pixels = imgs * ho * wo;
             let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
             let dychunk = &dys[ci * per * out_len..(ci * per + imgs) * out_len];
+            if direct {
+                return conv_direct::backward_chunk(&spec, xchunk, (h, w), dychunk, &wt, &mut acc.dw, &mut acc.db, dxchunk);
+            }
             im2col(&spec, xchunk, imgs, h, w, &mut acc.col);
             matmul(&mut acc.dw, dychunk, Layout::Transposed, &acc.col, Layout::Normal, (cout, pixels, k), true, 1);
             if has_bias {
@@ -170,7 +197,9 @@ impl<T: Real> Conv2d<T> {
             })
             .collect();
         let total = partials.into_iter().reduce(Grads::merge).expect("at least one group");
-        add_into(&mut self.weight.grad, &total.dw);
+        // The direct algorithm accumulates dW transposed, [patch, cout].
+        let dw = if direct { transpose(&total.dw, k, cout) } else { total.dw };
+        add_into(&mut self.weight.grad, &dw);
         if let Some(b) = &mut self.bias {
             add_into(&mut b.grad, &total.db);
         }
@@ -270,16 +299,27 @@ mod tests {
     use crate::nn::gradcheck::{check_layer, random_tensor};
     use rand::SeedableRng;
 
+    /// Gradient-checks both algorithms and checks that they agree.
     fn check(spec: ConvSpec, bias: bool, n: usize, size: usize) {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut conv = Conv2d::<f64>::new("c", spec, bias, &mut rng);
         let x = random_tensor(&[n, size, size, spec.cin], 2);
-        check_layer(
-            &x,
-            &mut conv,
-            |c, x, y| c.forward(x, y).unwrap(),
-            |c, x, _y, dy, dx| c.backward(x, dy, Some(dx)).unwrap(),
-        );
+        let mut outputs = Vec::new();
+        for algorithm in [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct] {
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let mut conv = Conv2d::<f64>::new("c", spec, bias, &mut rng);
+            conv.algorithm = algorithm;
+            check_layer(
+                &x,
+                &mut conv,
+                |c, x, y| c.forward(x, y).unwrap(),
+                |c, x, _y, dy, dx| c.backward(x, dy, Some(dx)).unwrap(),
+            );
+            let mut y = Tensor::default();
+            conv.forward(&x, &mut y).unwrap();
+            outputs.push(y);
+        }
+        for (a, b) in outputs[0].data().iter().zip(outputs[1].data()) {
+            assert!((a - b).abs() < 1e-12);
+        }
     }
 
     #[test]
@@ -294,7 +334,15 @@ mod tests {
     }
 
     #[test]
-    fn matches_direct_convolution() {
+    fn small_patches_use_the_direct_algorithm() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let first = Conv2d::<f32>::new("c", ConvSpec { cin: 1, cout: 32, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
+        let wide = Conv2d::<f32>::new("c", ConvSpec { cin: 32, cout: 64, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
+        assert_eq!((first.algorithm, wide.algorithm), (ConvAlgorithm::Direct, ConvAlgorithm::Im2colGemm));
+    }
+
+    #[test]
+    fn matches_naive_convolution() {
         let spec = ConvSpec { cin: 2, cout: 3, kernel: 3, stride: 2, padding: 1 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let conv = Conv2d::<f64>::new("c", spec, true, &mut rng);

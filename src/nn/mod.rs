@@ -1,7 +1,9 @@
 //! The engine: tensors and layers, each with a hand-written forward and backward.
 
 pub mod batchnorm;
+pub mod bn_relu_pool;
 pub mod conv;
+pub mod conv_direct;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod linear;

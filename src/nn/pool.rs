@@ -1,7 +1,7 @@
 //! Max pooling and global average pooling over NHWC images.
 
 use super::tensor::check_shape;
-use super::{Real, Tensor};
+use super::{profile, Real, Tensor};
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
@@ -32,6 +32,7 @@ impl MaxPool2d {
 
     /// `y[n, ho, wo, c] = max over the window of x`; remembers where each maximum came from.
     pub fn forward<T: Real>(&mut self, x: &Tensor<T>, y: &mut Tensor<T>) -> Result<()> {
+        let _t = profile::scope(|| format!("max-pool {:?} forward", x.shape()));
         let out = self.out_shape(x)?;
         let (_, h, w, c) = x.nhwc()?;
         let [_, ho, wo, _] = out;
@@ -71,6 +72,7 @@ impl MaxPool2d {
 
     /// Routes each output gradient to the input value that was the maximum.
     pub fn backward<T: Real>(&self, x: &Tensor<T>, dy: &Tensor<T>, dx: &mut Tensor<T>) -> Result<()> {
+        let _t = profile::scope(|| format!("max-pool {:?} backward", x.shape()));
         let out = self.out_shape(x)?;
         check_shape("max-pool output gradient", dy.shape(), &out)?;
         let (_, h, w, c) = x.nhwc()?;
