@@ -43,8 +43,18 @@ impl<T: Real> Net<T> {
     pub fn new(spec: &NetSpec, seed: u64) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let encoder = Encoder::new(spec.architecture, spec.channels, spec.size, &mut rng)?;
-        let head = ProjectionHead::new(encoder.feature_map_shape(), &spec.head_widths, spec.head_batch_norm, &mut rng)?;
-        Ok(Net { spec: spec.clone(), encoder, head, dh: Tensor::default() })
+        let head = ProjectionHead::new(
+            encoder.feature_map_shape(),
+            &spec.head_widths,
+            spec.head_batch_norm,
+            &mut rng,
+        )?;
+        Ok(Net {
+            spec: spec.clone(),
+            encoder,
+            head,
+            dh: Tensor::default(),
+        })
     }
 
     /// Runs encoder and head on `x`; returns z. h stays available through `encoder`'s output.
@@ -62,7 +72,12 @@ impl<T: Real> Net<T> {
     }
 
     /// Backward from dz for the last forward on `x`; accumulates all parameter gradients.
-    pub fn backward(&mut self, x: &Tensor<T>, dz: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
+    pub fn backward(
+        &mut self,
+        x: &Tensor<T>,
+        dz: &Tensor<T>,
+        dx: Option<&mut Tensor<T>>,
+    ) -> Result<()> {
         let mut dh = std::mem::take(&mut self.dh);
         let h = self.encoder.forward_output();
         let t = profile::scope(|| "head backward".into());
@@ -95,5 +110,70 @@ impl<T: Real> HasParams<T> for Net<T> {
     fn visit_batchnorms(&mut self, f: &mut dyn FnMut(&mut BatchNorm<T>)) {
         self.encoder.visit_batchnorms(f);
         self.head.visit_batchnorms(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::nt_xent::nt_xent;
+    use crate::nn::gradcheck::{check_layer_probing, random_tensor};
+
+    fn spec(size: usize) -> NetSpec {
+        NetSpec {
+            architecture: Architecture::Tutorial,
+            channels: 1,
+            size,
+            head_widths: vec![16, 8],
+            head_batch_norm: true,
+        }
+    }
+
+    #[test]
+    fn whole_network_gradients() {
+        let mut net = Net::<f64>::new(&spec(8), 3).unwrap();
+        let x = random_tensor(&[4, 8, 8, 1], 61);
+        check_layer_probing(
+            8,
+            &x,
+            &mut net,
+            |n, x, z| *z = n.forward(x, Mode::Train).unwrap().clone(),
+            |n, x, _z, dz, dx| n.backward(x, dz, Some(dx)).unwrap(),
+        );
+    }
+
+    #[test]
+    fn training_steps_lower_the_loss_on_a_fixed_batch() {
+        let mut net = Net::<f32>::new(&spec(12), 4).unwrap();
+        let mut opt = crate::optim::Optimizer::new(Default::default());
+        let x = random_tensor(&[16, 12, 12, 1], 62).cast::<f32>();
+        let mut dz = Tensor::default();
+        let mut losses = Vec::new();
+        for _ in 0..15 {
+            net.zero_grad();
+            let z = net.forward(&x, Mode::Train).unwrap();
+            losses.push(nt_xent(z, 0.5, &mut dz).unwrap().loss);
+            net.backward(&x, &dz, None).unwrap();
+            opt.step(&mut net, 1e-3);
+        }
+        assert!(losses[14] < losses[0] - 0.1, "{losses:?}");
+    }
+
+    #[test]
+    fn eval_mode_uses_running_statistics() {
+        let mut net = Net::<f32>::new(&spec(8), 5).unwrap();
+        let x = random_tensor(&[6, 8, 8, 1], 63).cast::<f32>();
+        let before: Vec<f32> = net.forward(&x, Mode::Eval).unwrap().data().to_vec();
+        // Eval mode changes nothing and does not depend on the rest of the batch.
+        let again: Vec<f32> = net.forward(&x, Mode::Eval).unwrap().data().to_vec();
+        assert_eq!(before, again);
+        let mut first = Tensor::zeros(&[1, 8, 8, 1]);
+        first.data_mut().copy_from_slice(&x.data()[..64]);
+        let alone = net.forward(&first, Mode::Eval).unwrap().data().to_vec();
+        assert!(alone.iter().zip(&before).all(|(a, b)| (a - b).abs() < 1e-5));
+        // Training mode updates the running statistics, which then change eval outputs.
+        net.forward(&x, Mode::Train).unwrap();
+        let after: Vec<f32> = net.forward(&x, Mode::Eval).unwrap().data().to_vec();
+        assert_ne!(before, after);
     }
 }

@@ -90,7 +90,11 @@ pub fn check_layer_probing<L: HasParams<f64>>(
     let mut loss = |layer: &mut L, x: &Tensor<f64>| {
         let mut y = Tensor::default();
         forward(layer, x, &mut y);
-        y.data().iter().zip(r.data()).map(|(a, b)| a * b).sum::<f64>()
+        y.data()
+            .iter()
+            .zip(r.data())
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
     };
     assert_eq!(dx.shape(), x.shape(), "input gradient shape");
 

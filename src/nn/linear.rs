@@ -22,26 +22,53 @@ pub struct Linear<T> {
 
 impl<T: Real> Linear<T> {
     /// A linear layer initialised as PyTorch does (U(+-1/sqrt(in)) for weight and bias).
-    pub fn new(name: &str, fan_in: usize, fan_out: usize, bias: bool, rng: &mut ChaCha8Rng) -> Self {
+    pub fn new(
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        bias: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
         Self::with_layout(name, TorchLayout::Same(vec![fan_out, fan_in]), bias, rng)
     }
 
     /// A linear layer whose PyTorch weight layout is given (for inputs flattened from NHWC maps).
     pub fn with_layout(name: &str, layout: TorchLayout, bias: bool, rng: &mut ChaCha8Rng) -> Self {
-        let [fan_out, fan_in] = layout.shape()[..] else { panic!("linear layout must be 2-D") };
+        let [fan_out, fan_in] = layout.shape()[..] else {
+            panic!("linear layout must be 2-D")
+        };
         let bound = 1.0 / (fan_in as f64).sqrt();
         Linear {
             fan_in,
             fan_out,
-            weight: Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng),
-            bias: bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![fan_out]), bound, ParamKind::NoDecay, rng)),
+            weight: Param::uniform(
+                format!("{name}.weight"),
+                layout,
+                bound,
+                ParamKind::Weight,
+                rng,
+            ),
+            bias: bias.then(|| {
+                Param::uniform(
+                    format!("{name}.bias"),
+                    TorchLayout::Same(vec![fan_out]),
+                    bound,
+                    ParamKind::NoDecay,
+                    rng,
+                )
+            }),
         }
     }
 
     fn rows(&self, x: &Tensor<T>) -> Result<usize> {
         let (rows, cols) = x.rows_cols();
         if cols != self.fan_in {
-            bail!("linear {}: expected {} input features, got shape {:?}", self.weight.name, self.fan_in, x.shape());
+            bail!(
+                "linear {}: expected {} input features, got shape {:?}",
+                self.weight.name,
+                self.fan_in,
+                x.shape()
+            );
         }
         Ok(rows)
     }
@@ -55,17 +82,42 @@ impl<T: Real> Linear<T> {
                 r.copy_from_slice(&b.value);
             }
         }
-        let threads = rayon::current_num_threads();
-        matmul(y.data_mut(), x.data(), Layout::Normal, &self.weight.value, Layout::Transposed, (rows, self.fan_in, self.fan_out), self.bias.is_some(), threads);
+        matmul(
+            y.data_mut(),
+            x.data(),
+            Layout::Normal,
+            &self.weight.value,
+            Layout::Transposed,
+            (rows, self.fan_in, self.fan_out),
+            self.bias.is_some(),
+            true,
+        );
         Ok(())
     }
 
     /// Accumulates dW and db; writes dx (shaped like x) when asked.
-    pub fn backward(&mut self, x: &Tensor<T>, dy: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
+    pub fn backward(
+        &mut self,
+        x: &Tensor<T>,
+        dy: &Tensor<T>,
+        dx: Option<&mut Tensor<T>>,
+    ) -> Result<()> {
         let rows = self.rows(x)?;
-        check_shape(&format!("linear {} output gradient", self.weight.name), dy.shape(), &[rows, self.fan_out])?;
-        let threads = rayon::current_num_threads();
-        matmul(&mut self.weight.grad, dy.data(), Layout::Transposed, x.data(), Layout::Normal, (self.fan_out, rows, self.fan_in), true, threads);
+        check_shape(
+            &format!("linear {} output gradient", self.weight.name),
+            dy.shape(),
+            &[rows, self.fan_out],
+        )?;
+        matmul(
+            &mut self.weight.grad,
+            dy.data(),
+            Layout::Transposed,
+            x.data(),
+            Layout::Normal,
+            (self.fan_out, rows, self.fan_in),
+            true,
+            true,
+        );
         if let Some(b) = &mut self.bias {
             for r in dy.data().chunks_exact(self.fan_out) {
                 for (g, &d) in b.grad.iter_mut().zip(r) {
@@ -75,7 +127,16 @@ impl<T: Real> Linear<T> {
         }
         if let Some(dx) = dx {
             dx.resize(x.shape());
-            matmul(dx.data_mut(), dy.data(), Layout::Normal, &self.weight.value, Layout::Normal, (rows, self.fan_out, self.fan_in), false, threads);
+            matmul(
+                dx.data_mut(),
+                dy.data(),
+                Layout::Normal,
+                &self.weight.value,
+                Layout::Normal,
+                (rows, self.fan_out, self.fan_in),
+                false,
+                true,
+            );
         }
         Ok(())
     }
@@ -117,7 +178,12 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut lin = Linear::<f64>::new("fc", 12, 5, true, &mut rng);
         let x = random_tensor(&[3, 2, 2, 3], 13);
-        check_layer(&x, &mut lin, |l, x, y| l.forward(x, y).unwrap(), |l, x, _y, dy, dx| l.backward(x, dy, Some(dx)).unwrap());
+        check_layer(
+            &x,
+            &mut lin,
+            |l, x, y| l.forward(x, y).unwrap(),
+            |l, x, _y, dy, dx| l.backward(x, dy, Some(dx)).unwrap(),
+        );
     }
 
     #[test]
@@ -143,7 +209,10 @@ mod tests {
     #[test]
     fn wrong_width_names_layer_and_shape() {
         let lin = Linear::<f32>::new("head.0", 8, 2, true, &mut ChaCha8Rng::seed_from_u64(1));
-        let err = lin.forward(&Tensor::zeros(&[2, 7]), &mut Tensor::default()).unwrap_err().to_string();
+        let err = lin
+            .forward(&Tensor::zeros(&[2, 7]), &mut Tensor::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("head.0") && err.contains("[2, 7]"), "{err}");
     }
 }

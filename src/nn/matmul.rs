@@ -2,6 +2,7 @@
 
 use super::Real;
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 /// How an operand is stored: as the matrix itself or as its transpose (both row-major).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,11 +13,14 @@ pub enum Layout {
     Transposed,
 }
 
+/// Rows of the output per parallel work item in [`matmul`] when `parallel` is set.
+const ROW_BLOCK: usize = 64;
+
 /// `c[m, n] = a[m, k] * b[k, n]` (or `c +=` when `accumulate`), all row-major.
 ///
 /// `a` is stored `[m, k]` or, when `ta` is `Transposed`, `[k, m]`; likewise `b` as `[k, n]` or `[n, k]`.
-/// `threads > 1` lets gemm use rayon inside one product; the engine's kernels usually run many
-/// single-threaded products in parallel instead.
+/// With `parallel`, blocks of output rows run in parallel, each a single-threaded product over
+/// the whole of k: every value is computed the same way whatever the number of threads.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Real>(
     c: &mut [T],
@@ -26,9 +30,12 @@ pub fn matmul<T: Real>(
     tb: Layout,
     (m, k, n): (usize, usize, usize),
     accumulate: bool,
-    threads: usize,
+    parallel: bool,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: buffers too small for {m}x{k}x{n}");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul: buffers too small for {m}x{k}x{n}"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -38,39 +45,50 @@ pub fn matmul<T: Real>(
         }
         return;
     }
-    let (a_rs, a_cs) = match ta {
-        Layout::Normal => (k as isize, 1),
-        Layout::Transposed => (1, m as isize),
+    // (row stride, column stride, offset of row i) of a.
+    let (a_rs, a_cs, a_row) = match ta {
+        Layout::Normal => (k as isize, 1, k),
+        Layout::Transposed => (1, m as isize, 1),
     };
     let (b_rs, b_cs) = match tb {
         Layout::Normal => (n as isize, 1),
         Layout::Transposed => (1, k as isize),
     };
-    let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
-    // SAFETY: the asserts above guarantee every index gemm touches lies inside the slices, and
-    // `c` does not alias `a` or `b` (it is borrowed mutably).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
-            par,
-        );
+    let block = |i0: usize, cb: &mut [T]| {
+        let rows = cb.len() / n;
+        // SAFETY: the assert above bounds every index of a (rows i0..i0 + rows), b and c that
+        // gemm touches; `cb` is a disjoint mutable block of c and does not alias a or b.
+        unsafe {
+            gemm::gemm(
+                rows,
+                n,
+                k,
+                cb.as_mut_ptr(),
+                1,
+                n as isize,
+                accumulate,
+                a.as_ptr().add(i0 * a_row),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                T::ONE,
+                T::ONE,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    };
+    let c = &mut c[..m * n];
+    if parallel && m > ROW_BLOCK {
+        c.par_chunks_mut(ROW_BLOCK * n)
+            .enumerate()
+            .for_each(|(i, cb)| block(i * ROW_BLOCK, cb));
+    } else {
+        block(0, c);
     }
 }
 
@@ -99,6 +117,31 @@ mod tests {
     }
 
     #[test]
+    fn parallel_row_blocks_match_one_product() {
+        let (m, k, n) = (150, 33, 7);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        for ta in [Layout::Normal, Layout::Transposed] {
+            let (mut one, mut par) = (vec![0.0; m * n], vec![0.0; m * n]);
+            matmul(
+                &mut one,
+                &a,
+                ta,
+                &b,
+                Layout::Normal,
+                (m, k, n),
+                false,
+                false,
+            );
+            matmul(&mut par, &a, ta, &b, Layout::Normal, (m, k, n), false, true);
+            assert!(one
+                .iter()
+                .zip(&par)
+                .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + x.abs())));
+        }
+    }
+
+    #[test]
     fn all_layouts_match_naive_product() {
         let (m, k, n) = (5, 7, 3);
         let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
@@ -109,7 +152,7 @@ mod tests {
         for (aa, la) in [(&a, Layout::Normal), (&at, Layout::Transposed)] {
             for (bb, lb) in [(&b, Layout::Normal), (&bt, Layout::Transposed)] {
                 let mut c = vec![1.0; m * n];
-                matmul(&mut c, aa, la, bb, lb, (m, k, n), true, 1);
+                matmul(&mut c, aa, la, bb, lb, (m, k, n), true, false);
                 for (got, w) in c.iter().zip(&want) {
                     assert!((got - (w + 1.0)).abs() < 1e-12);
                 }

@@ -1,7 +1,7 @@
 //! The SimCLR pre-training loop: augmented pairs -> network -> NT-Xent -> backward -> optimizer,
 //! with per-step learning-rate schedule, metrics, atomic checkpoints and exact resumption.
 
-use super::metrics::MetricsWriter;
+use super::metrics::{read_metrics, MetricsWriter};
 use super::run_dir::{Existing, RunDir};
 use crate::augment::pipeline::mix;
 use crate::checkpoint::{load_model, load_train_state, read_spec, save_model, save_train_state};
@@ -90,21 +90,56 @@ fn restore(dir: &RunDir, net: &mut Net<f32>, opt: &mut Optimizer) -> Result<u64>
     let model_meta = load_model(net, &dir.model())?;
     let state_meta = load_train_state(opt, &dir.train_state())?;
     let step = |m: &std::collections::HashMap<String, String>, f: &Path| -> Result<u64> {
-        m.get("step").and_then(|s| s.parse().ok()).with_context(|| format!("{}: no step in its metadata", f.display()))
+        m.get("step")
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("{}: no step in its metadata", f.display()))
     };
-    let (a, b) = (step(&model_meta, &dir.model())?, step(&state_meta, &dir.train_state())?);
+    let (a, b) = (
+        step(&model_meta, &dir.model())?,
+        step(&state_meta, &dir.train_state())?,
+    );
     if a != b {
         bail!("{}: model is at step {a} but the optimizer state at step {b}; the checkpoint pair is inconsistent", dir.root.display());
     }
     Ok(a)
 }
 
+/// Sums of loss and positive top-1 over the recorded, not skipped, steps of `epoch` up to `step`.
+fn epoch_sums_so_far(dir: &RunDir, epoch: u64, step: u64) -> Result<(f64, f64, u64)> {
+    if !dir.metrics().exists() {
+        return Ok((0.0, 0.0, 0));
+    }
+    let records = read_metrics(&dir.metrics())?;
+    let steps = records.iter().filter(|r| {
+        r["kind"] == "step"
+            && r["epoch"] == epoch
+            && r["step"].as_u64().is_some_and(|s| s <= step)
+            && r["skipped"] != true
+    });
+    Ok(steps.fold((0.0, 0.0, 0), |(l, t, n), r| {
+        (
+            l + r["loss"].as_f64().unwrap_or(f64::NAN),
+            t + r["positive_top1"].as_f64().unwrap_or(f64::NAN),
+            n + 1,
+        )
+    }))
+}
+
 /// Pre-trains on `train` according to `cfg`. Checks `stop` after every step; when it is set the
 /// run checkpoints and returns with `interrupted`.
-pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: &AtomicBool) -> Result<PretrainOutcome> {
+pub fn pretrain(
+    cfg: &RunConfig,
+    train: &Dataset,
+    opts: &PretrainOptions,
+    stop: &AtomicBool,
+) -> Result<PretrainOutcome> {
     let t = &cfg.train;
     if t.batch_size > train.len() {
-        bail!("train.batch_size ({}) is larger than the dataset ({} images)", t.batch_size, train.len());
+        bail!(
+            "train.batch_size ({}) is larger than the dataset ({} images)",
+            t.batch_size,
+            train.len()
+        );
     }
     let dir = RunDir::prepare(&opts.run_dir, opts.existing)?;
     if opts.existing == Existing::Resume {
@@ -131,10 +166,22 @@ pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: 
     }
     let steps_per_epoch = (train.len() / t.batch_size) as u64;
     let total = steps_per_epoch * t.epochs as u64;
-    let schedule = WarmupCosine { base: t.lr, warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64, total, floor: t.lr_floor };
+    let schedule = WarmupCosine {
+        base: t.lr,
+        warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64,
+        total,
+        floor: t.lr_floor,
+    };
     let end = opts.max_steps.map_or(total, |m| m.min(total));
     let mut metrics = MetricsWriter::open(&dir.metrics(), Some(step))?;
-    let mut outcome = PretrainOutcome { run_dir: dir.clone(), steps: step, steps_per_epoch, last_loss: f64::NAN, epoch_seconds: Vec::new(), interrupted: false };
+    let mut outcome = PretrainOutcome {
+        run_dir: dir.clone(),
+        steps: step,
+        steps_per_epoch,
+        last_loss: f64::NAN,
+        epoch_seconds: Vec::new(),
+        interrupted: false,
+    };
     if step >= end {
         return Ok(outcome);
     }
@@ -163,12 +210,24 @@ pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: 
         while step < end {
             let epoch = step / steps_per_epoch;
             let epoch_end = ((epoch + 1) * steps_per_epoch).min(end);
-            let bar = if opts.progress { ProgressBar::new(epoch_end - step) } else { ProgressBar::hidden() };
-            bar.set_style(ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}").expect("template").progress_chars("=> "));
+            let bar = if opts.progress {
+                ProgressBar::new(epoch_end - step)
+            } else {
+                ProgressBar::hidden()
+            };
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
+                )
+                .expect("template")
+                .progress_chars("=> "),
+            );
             bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
             let started = Instant::now();
             let first_step = step;
-            let (mut loss_sum, mut top1_sum, mut counted) = (0.0, 0.0, 0u64);
+            // A resumed epoch's averages include the steps it ran before the interruption.
+            let (mut loss_sum, mut top1_sum, mut counted) =
+                epoch_sums_so_far(&dir, epoch + 1, step)?;
             while step < epoch_end {
                 let views = rx.recv().context("the augmentation thread stopped")?;
                 let lr = schedule.lr(step);
@@ -176,7 +235,13 @@ pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: 
                 let z = net.forward(&views, Mode::Train)?;
                 let out = nt_xent(z, t.temperature, &mut dz)?;
                 net.backward(&views, &dz, None)?;
-                let bad = if out.loss.is_finite() { first_nonfinite_grad(&mut net).map(|p| format!("the gradient of {p} is not finite")) } else { Some(format!("the loss is {}", out.loss)) };
+                let bad = if out.loss.is_finite() {
+                    first_nonfinite_grad(&mut net)
+                        .map(|p| format!("the gradient of {p} is not finite"))
+                } else {
+                    Some(format!("the loss is {}", out.loss))
+                };
+                let skipped = bad.is_some();
                 match bad {
                     Some(why) if !t.skip_nonfinite_steps => bail!(
                         "step {}: {why}; the learning rate ({lr:.3e}) may be too high or the temperature ({}) too low. The last good checkpoint in {} is kept",
@@ -195,7 +260,7 @@ pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: 
                 step += 1;
                 let done = (step - first_step) as f64;
                 let vps = done * 2.0 * n as f64 / started.elapsed().as_secs_f64();
-                metrics.write(&json!({"kind": "step", "step": step, "epoch": epoch + 1, "loss": out.loss, "positive_top1": out.positive_top1, "lr": lr}))?;
+                metrics.write(&json!({"kind": "step", "step": step, "epoch": epoch + 1, "loss": out.loss, "positive_top1": out.positive_top1, "lr": lr, "skipped": skipped}))?;
                 bar.set_message(format!("loss {:.4} lr {lr:.2e} {vps:.0} views/s", out.loss));
                 bar.inc(1);
                 if t.checkpoint_every_steps > 0 && step % t.checkpoint_every_steps == 0 {
