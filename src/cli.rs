@@ -40,6 +40,9 @@ pub enum Command {
     /// records train and test accuracy.
     Probe(ProbeArgs),
     /// Write representations (h, optionally z) and labels as .npy files.
+    ///
+    /// h is flattened in PyTorch's channel-major order, so it equals `net.encoder(x)` of the
+    /// PyTorch modules in python/simclr_torch.py loaded from the same checkpoint.
     Embed(EmbedArgs),
     /// Draw a PNG grid: each row an image and several random views of it.
     Augment(AugmentArgs),

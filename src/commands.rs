@@ -10,6 +10,7 @@ use crate::data::Dataset;
 use crate::eval::features::{encode, Features};
 use crate::eval::probe::{linear_probe, ProbeResult, ProbeSettings};
 use crate::io::{write_atomic, write_npy_f32, write_npy_i64};
+use crate::nn::param::TorchLayout;
 use crate::nn::Tensor;
 use crate::train::metrics::MetricsWriter;
 use crate::train::pretrain::{pretrain, PretrainOptions};
@@ -258,14 +259,18 @@ pub fn embed_cmd(a: &EmbedArgs) -> Result<()> {
     if a.z {
         kinds.push(Features::Z);
     }
+    let [fh, fw, fc] = net.encoder.feature_map_shape();
     for which in kinds {
         let x = encode(&mut net, &cfg.augment, ds, which)?;
-        let name = if which == Features::H {
-            "h.npy"
-        } else {
-            "z.npy"
+        let (name, values) = match which {
+            // h in PyTorch's channel-major flatten order, as `encoder(x)` of python/simclr_torch.py.
+            Features::H => {
+                let order = TorchLayout::LinearFromNhwc { out: ds.len(), h: fh, w: fw, c: fc }.torch_to_engine();
+                ("h.npy", order.iter().map(|&i| x.data()[i]).collect())
+            }
+            Features::Z => ("z.npy", x.data().to_vec()),
         };
-        write_npy_f32(&a.out.join(name), x.shape(), x.data())?;
+        write_npy_f32(&a.out.join(name), x.shape(), &values)?;
     }
     if let Some(l) = &ds.labels {
         let l: Vec<i64> = l.iter().map(|&v| v as i64).collect();
