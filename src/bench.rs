@@ -52,24 +52,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn random_views(n: usize, size: usize, rng: &mut ChaCha8Rng) -> Tensor<f32> {
-    Tensor::from_vec(
-        &[n, size, size, 1],
-        (0..n * size * size)
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect(),
-    )
-    .expect("shape")
+    Tensor::from_vec(&[n, size, size, 1], (0..n * size * size).map(|_| rng.random_range(-1.0..1.0)).collect()).expect("shape")
 }
 
 /// Runs the reference step and inference; see the module doc.
 pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
-    let spec = NetSpec {
-        architecture: Architecture::Tutorial,
-        channels: 1,
-        size: cfg.size,
-        head_widths: vec![256, 128],
-        head_batch_norm: false,
-    };
+    let spec =
+        NetSpec { architecture: Architecture::Tutorial, channels: 1, size: cfg.size, head_widths: vec![256, 128], head_batch_norm: false };
     let mut net = Net::<f32>::new(&spec, 0)?;
     let mut opt = Optimizer::new(OptimizerConfig::default());
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -99,10 +88,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
     for _ in 0..profiled {
         step(&mut net)?;
     }
-    let layers_ms = profile::report()
-        .into_iter()
-        .map(|(k, d, _)| (k, d.as_secs_f64() * 1e3 / profiled as f64))
-        .collect();
+    let layers_ms = profile::report().into_iter().map(|(k, d, _)| (k, d.as_secs_f64() * 1e3 / profiled as f64)).collect();
     profile::enable(false);
 
     let xb = random_views(cfg.infer_batch, cfg.size, &mut rng);

@@ -31,18 +31,10 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn serialize(
-    tensors: &BTreeMap<String, Raw>,
-    metadata: HashMap<String, String>,
-) -> Result<Vec<u8>> {
+fn serialize(tensors: &BTreeMap<String, Raw>, metadata: HashMap<String, String>) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
-        .map(|(k, r)| {
-            Ok((
-                k.clone(),
-                TensorView::new(r.dtype, r.shape.clone(), &r.bytes)?,
-            ))
-        })
+        .map(|(k, r)| Ok((k.clone(), TensorView::new(r.dtype, r.shape.clone(), &r.bytes)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     Ok(safetensors::serialize(views, Some(metadata))?)
 }
@@ -51,46 +43,16 @@ fn serialize(
 fn state_dict(net: &mut Net<f32>) -> BTreeMap<String, Raw> {
     let mut out = BTreeMap::new();
     net.visit_params(&mut |p| {
-        let values: Vec<f32> = p
-            .layout
-            .torch_to_engine()
-            .iter()
-            .map(|&i| p.value[i])
-            .collect();
-        out.insert(
-            p.name.clone(),
-            Raw {
-                dtype: Dtype::F32,
-                shape: p.layout.shape(),
-                bytes: f32_bytes(&values),
-            },
-        );
+        let values: Vec<f32> = p.layout.torch_to_engine().iter().map(|&i| p.value[i]).collect();
+        out.insert(p.name.clone(), Raw { dtype: Dtype::F32, shape: p.layout.shape(), bytes: f32_bytes(&values) });
     });
     net.visit_batchnorms(&mut |bn| {
         let c = bn.channels();
-        out.insert(
-            format!("{}.running_mean", bn.prefix),
-            Raw {
-                dtype: Dtype::F32,
-                shape: vec![c],
-                bytes: f32_bytes(&bn.running_mean),
-            },
-        );
-        out.insert(
-            format!("{}.running_var", bn.prefix),
-            Raw {
-                dtype: Dtype::F32,
-                shape: vec![c],
-                bytes: f32_bytes(&bn.running_var),
-            },
-        );
+        out.insert(format!("{}.running_mean", bn.prefix), Raw { dtype: Dtype::F32, shape: vec![c], bytes: f32_bytes(&bn.running_mean) });
+        out.insert(format!("{}.running_var", bn.prefix), Raw { dtype: Dtype::F32, shape: vec![c], bytes: f32_bytes(&bn.running_var) });
         out.insert(
             format!("{}.num_batches_tracked", bn.prefix),
-            Raw {
-                dtype: Dtype::I64,
-                shape: vec![],
-                bytes: bn.num_batches_tracked.to_le_bytes().to_vec(),
-            },
+            Raw { dtype: Dtype::I64, shape: vec![], bytes: bn.num_batches_tracked.to_le_bytes().to_vec() },
         );
     });
     out
@@ -98,10 +60,7 @@ fn state_dict(net: &mut Net<f32>) -> BTreeMap<String, Raw> {
 
 /// Saves the network (and `extra` metadata) atomically to `path`.
 pub fn save_model(net: &mut Net<f32>, path: &Path, extra: &[(&str, String)]) -> Result<()> {
-    let mut meta: HashMap<String, String> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+    let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     meta.insert(SPEC_KEY.into(), serde_json::to_string(&net.spec)?);
     meta.insert("format".into(), "pt".into());
     let bytes = serialize(&state_dict(net), meta)?;
@@ -110,31 +69,22 @@ pub fn save_model(net: &mut Net<f32>, path: &Path, extra: &[(&str, String)]) -> 
 
 /// Reads a checkpoint file and parses its header, with the file named in errors.
 fn read(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    SafeTensors::deserialize(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()))?;
     Ok(bytes)
 }
 
 fn metadata(bytes: &[u8]) -> HashMap<String, String> {
-    SafeTensors::read_metadata(bytes)
-        .ok()
-        .and_then(|(_, m)| m.metadata().clone())
-        .unwrap_or_default()
+    SafeTensors::read_metadata(bytes).ok().and_then(|(_, m)| m.metadata().clone()).unwrap_or_default()
 }
 
 /// The network spec stored in a model checkpoint.
 pub fn read_spec(path: &Path) -> Result<NetSpec> {
     let bytes = read(path)?;
-    let json = metadata(&bytes).remove(SPEC_KEY).with_context(|| {
-        format!(
-            "{}: no simclr network spec in its metadata (not written by simclr?)",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&json)
-        .with_context(|| format!("{}: unreadable network spec", path.display()))
+    let json = metadata(&bytes)
+        .remove(SPEC_KEY)
+        .with_context(|| format!("{}: no simclr network spec in its metadata (not written by simclr?)", path.display()))?;
+    serde_json::from_str(&json).with_context(|| format!("{}: unreadable network spec", path.display()))
 }
 
 /// Builds the network a model checkpoint describes and loads its weights.
@@ -150,25 +100,15 @@ pub fn load_model(net: &mut Net<f32>, path: &Path) -> Result<HashMap<String, Str
     let bytes = read(path)?;
     let st = SafeTensors::deserialize(&bytes).expect("validated by read");
     let expected = state_dict(net);
-    let mut names: Vec<&str> = st
-        .names()
-        .into_iter()
-        .filter(|n| !expected.contains_key(*n))
-        .collect();
+    let mut names: Vec<&str> = st.names().into_iter().filter(|n| !expected.contains_key(*n)).collect();
     names.sort();
     if let Some(extra) = names.first() {
-        bail!(
-            "{}: unexpected tensor '{extra}' (checkpoint from a different model?)",
-            path.display()
-        );
+        bail!("{}: unexpected tensor '{extra}' (checkpoint from a different model?)", path.display());
     }
     for (name, want) in &expected {
-        let t = st.tensor(name).map_err(|_| {
-            anyhow::anyhow!(
-                "{}: missing tensor '{name}' (checkpoint from a different model?)",
-                path.display()
-            )
-        })?;
+        let t = st
+            .tensor(name)
+            .map_err(|_| anyhow::anyhow!("{}: missing tensor '{name}' (checkpoint from a different model?)", path.display()))?;
         if t.dtype() != want.dtype || t.shape() != want.shape.as_slice() {
             bail!(
                 "{}: tensor '{name}' is {:?} {:?}, the model needs {:?} {:?}",
@@ -181,12 +121,7 @@ pub fn load_model(net: &mut Net<f32>, path: &Path) -> Result<HashMap<String, Str
         }
     }
     let f32s = |name: &str| -> Vec<f32> {
-        st.tensor(name)
-            .expect("checked")
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect()
+        st.tensor(name).expect("checked").data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
     };
     net.visit_params(&mut |p| {
         let torch = f32s(&p.name);
@@ -197,9 +132,7 @@ pub fn load_model(net: &mut Net<f32>, path: &Path) -> Result<HashMap<String, Str
     net.visit_batchnorms(&mut |bn| {
         bn.running_mean = f32s(&format!("{}.running_mean", bn.prefix));
         bn.running_var = f32s(&format!("{}.running_var", bn.prefix));
-        let nbt = st
-            .tensor(&format!("{}.num_batches_tracked", bn.prefix))
-            .expect("checked");
+        let nbt = st.tensor(&format!("{}.num_batches_tracked", bn.prefix)).expect("checked");
         bn.num_batches_tracked = i64::from_le_bytes(nbt.data().try_into().expect("8 bytes"));
     });
     Ok(metadata(&bytes))
@@ -209,34 +142,14 @@ pub fn load_model(net: &mut Net<f32>, path: &Path) -> Result<HashMap<String, Str
 pub fn save_train_state(opt: &Optimizer, path: &Path, extra: &[(&str, String)]) -> Result<()> {
     let mut tensors = BTreeMap::new();
     for (i, m) in opt.m.iter().enumerate() {
-        tensors.insert(
-            format!("m.{i:04}"),
-            Raw {
-                dtype: Dtype::F32,
-                shape: vec![m.len()],
-                bytes: f32_bytes(m),
-            },
-        );
+        tensors.insert(format!("m.{i:04}"), Raw { dtype: Dtype::F32, shape: vec![m.len()], bytes: f32_bytes(m) });
     }
     for (i, v) in opt.v.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
-        tensors.insert(
-            format!("v.{i:04}"),
-            Raw {
-                dtype: Dtype::F32,
-                shape: vec![v.len()],
-                bytes: f32_bytes(v),
-            },
-        );
+        tensors.insert(format!("v.{i:04}"), Raw { dtype: Dtype::F32, shape: vec![v.len()], bytes: f32_bytes(v) });
     }
-    let mut meta: HashMap<String, String> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+    let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     meta.insert("optimizer.step".into(), opt.step.to_string());
-    meta.insert(
-        "optimizer.config".into(),
-        serde_json::to_string(&opt.config)?,
-    );
+    meta.insert("optimizer.config".into(), serde_json::to_string(&opt.config)?);
     write_atomic(path, &serialize(&tensors, meta)?)
 }
 
@@ -250,38 +163,22 @@ pub fn load_train_state(opt: &mut Optimizer, path: &Path) -> Result<HashMap<Stri
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("{}: no optimizer step in its metadata", path.display()))?;
     let load = |prefix: &str| -> Result<Vec<Vec<f32>>> {
-        let mut names: Vec<String> = st
-            .names()
-            .into_iter()
-            .filter(|n| n.starts_with(prefix))
-            .map(String::from)
-            .collect();
+        let mut names: Vec<String> = st.names().into_iter().filter(|n| n.starts_with(prefix)).map(String::from).collect();
         names.sort();
         names
             .iter()
             .map(|n| {
                 let t = st.tensor(n)?;
                 if t.dtype() != Dtype::F32 {
-                    bail!(
-                        "{}: tensor '{n}' is {:?}, expected F32",
-                        path.display(),
-                        t.dtype()
-                    );
+                    bail!("{}: tensor '{n}' is {:?}, expected F32", path.display(), t.dtype());
                 }
-                Ok(t.data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-                    .collect())
+                Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect())
             })
             .collect()
     };
     opt.m = load("m.")?;
     let v = load("v.")?;
-    opt.v = if v.is_empty() {
-        vec![Vec::new(); opt.m.len()]
-    } else {
-        v
-    };
+    opt.v = if v.is_empty() { vec![Vec::new(); opt.m.len()] } else { v };
     opt.step = step;
     Ok(meta)
 }
@@ -293,13 +190,7 @@ mod tests {
     use crate::nn::param::TorchLayout;
 
     fn spec() -> NetSpec {
-        NetSpec {
-            architecture: Architecture::Tutorial,
-            channels: 1,
-            size: 8,
-            head_widths: vec![16, 8],
-            head_batch_norm: false,
-        }
+        NetSpec { architecture: Architecture::Tutorial, channels: 1, size: 8, head_widths: vec![16, 8], head_batch_norm: false }
     }
 
     #[test]
@@ -317,30 +208,17 @@ mod tests {
         a.visit_params(&mut |p| va.extend_from_slice(&p.value));
         b.visit_params(&mut |p| vb.extend_from_slice(&p.value));
         assert_eq!(va, vb);
-        b.visit_batchnorms(&mut |bn| {
-            assert!(bn.running_mean[0] == 0.25 && bn.num_batches_tracked == 7)
-        });
+        b.visit_batchnorms(&mut |bn| assert!(bn.running_mean[0] == 0.25 && bn.num_batches_tracked == 7));
         assert_eq!(load_model(&mut b, &path).unwrap()["step"], "3");
     }
 
     #[test]
     fn torch_layouts_permute_as_pytorch_does() {
         // Engine conv weight [cout=1, k=2, k=2, cin=2]: value (ky, kx, ci) -> torch [0, ci, ky, kx].
-        let conv = TorchLayout::Conv {
-            cout: 1,
-            k: 2,
-            cin: 2,
-        }
-        .torch_to_engine();
+        let conv = TorchLayout::Conv { cout: 1, k: 2, cin: 2 }.torch_to_engine();
         assert_eq!(conv, vec![0, 2, 4, 6, 1, 3, 5, 7]);
         // A [1, h=1, w=2, c=2] map flattened: torch order (c, h, w) reads engine (h, w, c).
-        let lin = TorchLayout::LinearFromNhwc {
-            out: 1,
-            h: 1,
-            w: 2,
-            c: 2,
-        }
-        .torch_to_engine();
+        let lin = TorchLayout::LinearFromNhwc { out: 1, h: 1, w: 2, c: 2 }.torch_to_engine();
         assert_eq!(lin, vec![0, 2, 1, 3]);
     }
 
@@ -349,26 +227,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.safetensors");
         save_model(&mut Net::<f32>::new(&spec(), 1).unwrap(), &path, &[]).unwrap();
-        let other = NetSpec {
-            head_widths: vec![16, 4],
-            ..spec()
-        };
-        let err = load_model(&mut Net::<f32>::new(&other, 1).unwrap(), &path)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("head.2.bias") && err.contains("model.safetensors"),
-            "{err}"
-        );
+        let other = NetSpec { head_widths: vec![16, 4], ..spec() };
+        let err = load_model(&mut Net::<f32>::new(&other, 1).unwrap(), &path).unwrap_err().to_string();
+        assert!(err.contains("head.2.bias") && err.contains("model.safetensors"), "{err}");
         std::fs::write(&path, b"\x02\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
-        let err = load_model(&mut Net::<f32>::new(&spec(), 1).unwrap(), &path)
-            .unwrap_err()
-            .to_string();
+        let err = load_model(&mut Net::<f32>::new(&spec(), 1).unwrap(), &path).unwrap_err().to_string();
         assert!(err.contains("missing tensor"), "{err}");
         std::fs::write(&path, b"garbage").unwrap();
-        assert!(load_net(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("not a valid safetensors"));
+        assert!(load_net(&path).unwrap_err().to_string().contains("not a valid safetensors"));
     }
 }

@@ -65,6 +65,10 @@ pub struct ConfigArgs {
     /// Use only the first N training images.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Never download datasets (else a missing Fashion-MNIST or MNIST is fetched from its
+    /// canonical mirrors, or from the base URL in SIMCLR_MIRROR, and checked by SHA-256).
+    #[arg(long)]
+    pub offline: bool,
     /// Pre-training epochs.
     #[arg(long)]
     pub epochs: Option<usize>,

@@ -5,7 +5,7 @@ use crate::bench::{self, BenchConfig};
 use crate::checkpoint::load_net;
 use crate::cli::{AugmentArgs, BenchArgs, ConfigArgs, EmbedArgs, PretrainArgs, ProbeArgs};
 use crate::config::RunConfig;
-use crate::data::source::{self, DatasetName, Splits};
+use crate::data::source::{self, DatasetName, Fallbacks, Splits};
 use crate::data::Dataset;
 use crate::eval::features::{encode, Features};
 use crate::eval::probe::{linear_probe, ProbeResult, ProbeSettings};
@@ -41,6 +41,9 @@ pub fn resolve_config(a: &ConfigArgs) -> Result<RunConfig> {
     if let Some(v) = a.limit {
         cfg.data.limit = v;
     }
+    if a.offline {
+        cfg.data.download = false;
+    }
     if let Some(v) = a.epochs {
         cfg.train.epochs = v;
     }
@@ -63,16 +66,11 @@ pub fn resolve_config(a: &ConfigArgs) -> Result<RunConfig> {
 /// Loads the configured dataset; Fashion-MNIST falls back to the embedded sample, loudly.
 pub fn load_data(cfg: &RunConfig) -> Result<Splits> {
     let d = &cfg.data;
-    let mut splits = source::load(
-        &d.dataset,
-        d.path.as_deref(),
-        d.folder_size,
-        d.channels,
-        true,
-    )?;
+    let fallbacks = Fallbacks { download: d.download, sample: true };
+    let mut splits = source::load(&d.dataset, d.path.as_deref(), d.folder_size, d.channels, fallbacks)?;
     if splits.origin.starts_with("the embedded") && d.dataset == DatasetName::FashionMnist {
         eprintln!(
-            "note: Fashion-MNIST was not found (install it with `apt-get install dataset-fashion-mnist`); \
+            "note: Fashion-MNIST was not found or downloaded (install it with `apt-get install dataset-fashion-mnist`); \
              falling back to {}, so accuracies are not comparable with full-dataset runs",
             splits.origin
         );
@@ -84,10 +82,7 @@ pub fn load_data(cfg: &RunConfig) -> Result<Splits> {
 }
 
 fn default_run_dir(cfg: &RunConfig) -> PathBuf {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -99,16 +94,8 @@ fn default_run_dir(cfg: &RunConfig) -> PathBuf {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let name = serde_json::to_value(&cfg.data.dataset)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| "run".into());
-    PathBuf::from("runs").join(format!(
-        "{name}-{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    ))
+    let name = serde_json::to_value(&cfg.data.dataset).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "run".into());
+    PathBuf::from("runs").join(format!("{name}-{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60))
 }
 
 /// `simclr pretrain`: pre-train, then probe.
@@ -125,11 +112,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
         }
     };
     let splits = load_data(&cfg)?;
-    println!(
-        "data: {} training images from {}",
-        splits.train.len(),
-        splits.origin
-    );
+    println!("data: {} training images from {}", splits.train.len(), splits.origin);
     println!("run directory: {}", run_dir.display());
     let existing = if a.resume {
         Existing::Resume
@@ -157,10 +140,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
     }
     if !out.epoch_seconds.is_empty() {
         let mean = out.epoch_seconds.iter().sum::<f64>() / out.epoch_seconds.len() as f64;
-        println!(
-            "pre-training done: {} steps, {mean:.1} s per epoch",
-            out.steps
-        );
+        println!("pre-training done: {} steps, {mean:.1} s per epoch", out.steps);
     }
     if !a.no_probe {
         probe_run(&run_dir, &cfg, &splits, Features::H)?;
@@ -169,26 +149,14 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
 }
 
 fn labels(ds: &Dataset, what: &str) -> Result<Vec<u16>> {
-    ds.labels
-        .clone()
-        .with_context(|| format!("the {what} images have no labels, which the linear probe needs"))
+    ds.labels.clone().with_context(|| format!("the {what} images have no labels, which the linear probe needs"))
 }
 
 /// Encodes both splits with the run's model and runs the linear probe; prints and records it.
-pub fn probe_run(
-    run_dir: &Path,
-    cfg: &RunConfig,
-    splits: &Splits,
-    which: Features,
-) -> Result<ProbeResult> {
-    let dir = RunDir {
-        root: run_dir.to_path_buf(),
-    };
+pub fn probe_run(run_dir: &Path, cfg: &RunConfig, splits: &Splits, which: Features) -> Result<ProbeResult> {
+    let dir = RunDir { root: run_dir.to_path_buf() };
     let mut net = load_net(&dir.model())?;
-    let test = splits
-        .test
-        .as_ref()
-        .context("the dataset has no test split; the linear probe needs one")?;
+    let test = splits.test.as_ref().context("the dataset has no test split; the linear probe needs one")?;
     let (ty, ey) = (labels(&splits.train, "training")?, labels(test, "test")?);
     let train_x = encode(&mut net, &cfg.augment, &splits.train, which)?;
     let test_x = encode(&mut net, &cfg.augment, test, which)?;
@@ -203,35 +171,19 @@ pub fn probe_run(
         Features::H => "h",
         Features::Z => "z",
     };
-    println!(
-        "LINEAR EVALUATION ({name}, {}-d features, weight decay {:e})",
-        train_x.rows_cols().1,
-        r.weight_decay
-    );
+    println!("LINEAR EVALUATION ({name}, {}-d features, weight decay {:e})", train_x.rows_cols().1, r.weight_decay);
     println!("Train Accuracy: {:.2}%", 100.0 * r.train_accuracy);
     println!("Test Accuracy: {:.2}%", 100.0 * r.test_accuracy);
     let record = json!({"kind": "probe", "features": name, "train_accuracy": r.train_accuracy, "test_accuracy": r.test_accuracy, "weight_decay": r.weight_decay, "validation": r.validation_accuracy});
-    let probe_file = if which == Features::H {
-        dir.probe()
-    } else {
-        run_dir.join("probe_z.json")
-    };
-    write_atomic(
-        &probe_file,
-        serde_json::to_string_pretty(&record)?.as_bytes(),
-    )?;
+    let probe_file = if which == Features::H { dir.probe() } else { run_dir.join("probe_z.json") };
+    write_atomic(&probe_file, serde_json::to_string_pretty(&record)?.as_bytes())?;
     MetricsWriter::open(&dir.metrics(), None)?.write(&record)?;
     Ok(r)
 }
 
 /// `simclr probe`.
 pub fn probe_cmd(a: &ProbeArgs) -> Result<()> {
-    let cfg = RunConfig::load(
-        &RunDir {
-            root: a.run_dir.clone(),
-        }
-        .config(),
-    )?;
+    let cfg = RunConfig::load(&RunDir { root: a.run_dir.clone() }.config())?;
     let splits = load_data(&cfg)?;
     probe_run(&a.run_dir, &cfg, &splits, a.features)?;
     Ok(())
@@ -239,22 +191,12 @@ pub fn probe_cmd(a: &ProbeArgs) -> Result<()> {
 
 /// `simclr embed`.
 pub fn embed_cmd(a: &EmbedArgs) -> Result<()> {
-    let dir = RunDir {
-        root: a.run_dir.clone(),
-    };
+    let dir = RunDir { root: a.run_dir.clone() };
     let cfg = RunConfig::load(&dir.config())?;
     let splits = load_data(&cfg)?;
-    let ds = if a.split == "train" {
-        &splits.train
-    } else {
-        splits
-            .test
-            .as_ref()
-            .context("the dataset has no test split")?
-    };
+    let ds = if a.split == "train" { &splits.train } else { splits.test.as_ref().context("the dataset has no test split")? };
     let mut net = load_net(&dir.model())?;
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut kinds = vec![Features::H];
     if a.z {
         kinds.push(Features::Z);
@@ -276,12 +218,7 @@ pub fn embed_cmd(a: &EmbedArgs) -> Result<()> {
         let l: Vec<i64> = l.iter().map(|&v| v as i64).collect();
         write_npy_i64(&a.out.join("labels.npy"), &[l.len()], &l)?;
     }
-    println!(
-        "wrote {} {} embeddings to {}",
-        ds.len(),
-        a.split,
-        a.out.display()
-    );
+    println!("wrote {} {} embeddings to {}", ds.len(), a.split, a.out.display());
     Ok(())
 }
 
@@ -301,11 +238,7 @@ pub fn augment_cmd(a: &AugmentArgs) -> Result<()> {
         for y in 0..s {
             for x in 0..s {
                 let px = &view[(y * s + x) * c..(y * s + x + 1) * c];
-                let rgb = if c == 3 {
-                    [px[0], px[1], px[2]]
-                } else {
-                    [px[0]; 3]
-                };
+                let rgb = if c == 3 { [px[0], px[1], px[2]] } else { [px[0]; 3] };
                 let at = ((pad + row * (s + pad) + y) * w + pad + col * (s + pad) + x) * 3;
                 for k in 0..3 {
                     canvas[at + k] = to_u8(rgb[k]);
@@ -322,8 +255,7 @@ pub fn augment_cmd(a: &AugmentArgs) -> Result<()> {
     let mut views = Tensor::default();
     for pair in 0..a.views.div_ceil(2) {
         // Views 2k and 2k+1 are the two views of one pre-training step (epoch k).
-        cfg.augment
-            .pair_batch(&ds, &indices, cfg.seed, pair as u64, &mut views);
+        cfg.augment.pair_batch(&ds, &indices, cfg.seed, pair as u64, &mut views);
         for v in 0..2 {
             let col = 1 + 2 * pair + v;
             if col > a.views {
@@ -340,11 +272,7 @@ pub fn augment_cmd(a: &AugmentArgs) -> Result<()> {
         .write_image(&canvas, w as u32, h as u32, image::ExtendedColorType::Rgb8)
         .context("cannot encode the PNG")?;
     write_atomic(&a.out, &png)?;
-    println!(
-        "wrote {} ({rows} images x {} views, first column: evaluation view)",
-        a.out.display(),
-        a.views
-    );
+    println!("wrote {} ({rows} images x {} views, first column: evaluation view)", a.out.display(), a.views);
     Ok(())
 }
 
@@ -355,23 +283,17 @@ pub fn bench_cmd(a: &BenchArgs) -> Result<()> {
     if a.batch < 1 || a.steps < 1 {
         bail!("--batch and --steps must be at least 1");
     }
-    let r = bench::run(&BenchConfig {
-        batch: a.batch,
-        size: a.size,
-        warmup: 3,
-        steps: a.steps,
-        infer_batch: 1024,
-    })?;
+    let r = bench::run(&BenchConfig { batch: a.batch, size: a.size, warmup: 3, steps: a.steps, infer_batch: 1024 })?;
     if !a.json {
-        println!("reference step: tutorial encoder + head, {} views of {}x{}, NT-Xent, backward, Adam; {} threads", 2 * a.batch, a.size, a.size, r.threads);
         println!(
-            "train: {:.0} views/s ({:.1} ms/step, median of {})",
-            r.train_views_per_s, r.step_ms_median, a.steps
+            "reference step: tutorial encoder + head, {} views of {}x{}, NT-Xent, backward, Adam; {} threads",
+            2 * a.batch,
+            a.size,
+            a.size,
+            r.threads
         );
-        println!(
-            "inference (eval mode, batch 1024): {:.0} images/s",
-            r.infer_images_per_s
-        );
+        println!("train: {:.0} views/s ({:.1} ms/step, median of {})", r.train_views_per_s, r.step_ms_median, a.steps);
+        println!("inference (eval mode, batch 1024): {:.0} images/s", r.infer_images_per_s);
         println!("per layer (ms per step):");
         for (name, ms) in &r.layers_ms {
             println!("  {name:<28} {ms:>8.2}");

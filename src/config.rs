@@ -23,17 +23,13 @@ pub struct DataConfig {
     pub folder_size: usize,
     /// Use at most this many training images (0 = all).
     pub limit: usize,
+    /// Download built-in datasets that are not found locally.
+    pub download: bool,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig {
-            dataset: DatasetName::FashionMnist,
-            path: None,
-            channels: 3,
-            folder_size: 32,
-            limit: 0,
-        }
+        DataConfig { dataset: DatasetName::FashionMnist, path: None, channels: 3, folder_size: 32, limit: 0, download: true }
     }
 }
 
@@ -51,11 +47,7 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig {
-            architecture: Architecture::Tutorial,
-            head_widths: vec![256, 128],
-            head_batch_norm: false,
-        }
+        ModelConfig { architecture: Architecture::Tutorial, head_widths: vec![256, 128], head_batch_norm: false }
     }
 }
 
@@ -110,11 +102,7 @@ pub struct ProbeConfig {
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        ProbeConfig {
-            validation_fraction: 0.1,
-            weight_decays: vec![0.0, 1e-4, 1e-3, 1e-2],
-            epochs: 60,
-        }
+        ProbeConfig { validation_fraction: 0.1, weight_decays: vec![0.0, 1e-4, 1e-3, 1e-2], epochs: 60 }
     }
 }
 
@@ -177,18 +165,11 @@ impl RunConfig {
         let mut base = toml::Value::try_from(RunConfig::default())?;
         if let Some(aug) = user.get("augment") {
             let preset: Preset = match aug.get("preset") {
-                Some(p) => p
-                    .clone()
-                    .try_into()
-                    .context("augment.preset: expected \"simclr\", \"mnist\" or \"none\"")?,
+                Some(p) => p.clone().try_into().context("augment.preset: expected \"simclr\", \"mnist\" or \"none\"")?,
                 None => Preset::Mnist,
             };
             let size = match aug.get("size") {
-                Some(s) => s
-                    .as_integer()
-                    .filter(|&s| s > 0)
-                    .context("augment.size: expected a positive integer")?
-                    as usize,
+                Some(s) => s.as_integer().filter(|&s| s > 0).context("augment.size: expected a positive integer")? as usize,
                 None => 24,
             };
             base["augment"] = toml::Value::try_from(preset.config(size))?;
@@ -201,15 +182,8 @@ impl RunConfig {
 
     /// Reads and parses a TOML file; errors name the file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        Self::from_toml(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {}",
-                path.display(),
-                e.to_string().trim().replace('\n', " ")
-            )
-        })
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))
     }
 
     /// The resolved configuration as TOML.
@@ -224,10 +198,7 @@ impl RunConfig {
             bail!("train.epochs must be at least 1");
         }
         if t.batch_size < 2 {
-            bail!(
-                "train.batch_size must be at least 2 (NT-Xent needs negatives), got {}",
-                t.batch_size
-            );
+            bail!("train.batch_size must be at least 2 (NT-Xent needs negatives), got {}", t.batch_size);
         }
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             bail!("train.lr must be > 0, got {}", t.lr);
@@ -242,30 +213,17 @@ impl RunConfig {
             bail!("train.lr_floor must be in [0, 1], got {}", t.lr_floor);
         }
         if self.model.head_widths.is_empty() || self.model.head_widths.contains(&0) {
-            bail!(
-                "model.head_widths must be a non-empty list of positive sizes, got {:?}",
-                self.model.head_widths
-            );
+            bail!("model.head_widths must be a non-empty list of positive sizes, got {:?}", self.model.head_widths);
         }
         if !(self.data.channels == 1 || self.data.channels == 3) {
             bail!("data.channels must be 1 or 3, got {}", self.data.channels);
         }
         let p = &self.probe;
         if !(p.validation_fraction > 0.0 && p.validation_fraction < 0.5) {
-            bail!(
-                "probe.validation_fraction must be in (0, 0.5), got {}",
-                p.validation_fraction
-            );
+            bail!("probe.validation_fraction must be in (0, 0.5), got {}", p.validation_fraction);
         }
-        if p.weight_decays.is_empty()
-            || p.weight_decays
-                .iter()
-                .any(|w| !(*w >= 0.0 && w.is_finite()))
-        {
-            bail!(
-                "probe.weight_decays must be a non-empty list of values >= 0, got {:?}",
-                p.weight_decays
-            );
+        if p.weight_decays.is_empty() || p.weight_decays.iter().any(|w| !(*w >= 0.0 && w.is_finite())) {
+            bail!("probe.weight_decays must be a non-empty list of values >= 0, got {:?}", p.weight_decays);
         }
         if p.epochs == 0 {
             bail!("probe.epochs must be at least 1");
@@ -293,27 +251,15 @@ mod tests {
     #[test]
     fn defaults_are_the_tutorial_recipe() {
         let c = RunConfig::from_toml("").unwrap();
-        assert_eq!(
-            (
-                c.train.epochs,
-                c.train.batch_size,
-                c.train.lr,
-                c.train.temperature
-            ),
-            (30, 256, 3e-4, 0.5)
-        );
+        assert_eq!((c.train.epochs, c.train.batch_size, c.train.lr, c.train.temperature), (30, 256, 3e-4, 0.5));
         assert_eq!((c.augment.size, c.augment.crop_scale), (24, (0.3, 1.0)));
         assert_eq!(RunConfig::from_toml(&c.to_toml().unwrap()).unwrap(), c);
     }
 
     #[test]
     fn presets_and_overrides() {
-        let c = RunConfig::from_toml("[augment]\npreset = \"simclr\"\nsize = 32\nblur_p = 0.0\n")
-            .unwrap();
-        assert_eq!(
-            (c.augment.size, c.augment.blur_p, c.augment.grayscale_p),
-            (32, 0.0, 0.2)
-        );
+        let c = RunConfig::from_toml("[augment]\npreset = \"simclr\"\nsize = 32\nblur_p = 0.0\n").unwrap();
+        assert_eq!((c.augment.size, c.augment.blur_p, c.augment.grayscale_p), (32, 0.0, 0.2));
     }
 
     #[test]

@@ -13,9 +13,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         if t == 0 {
             anyhow::bail!("--threads must be at least 1");
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()?;
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
     match &cli.command {
         Command::Pretrain(a) => {

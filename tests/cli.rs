@@ -18,16 +18,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A small, fast pre-training on the embedded sample.
-const SMALL: [&str; 8] = [
-    "--dataset",
-    "fashion-mnist-sample",
-    "--limit",
-    "256",
-    "--batch-size",
-    "32",
-    "--seed",
-    "3",
-];
+const SMALL: [&str; 8] = ["--dataset", "fashion-mnist-sample", "--limit", "256", "--batch-size", "32", "--seed", "3"];
 
 fn pretrain(dir: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["pretrain", "--run-dir", dir.to_str().unwrap()];
@@ -58,20 +49,11 @@ fn metrics_without_timings(dir: &Path) -> Vec<serde_json::Value> {
 /// Asserts a failed run: non-zero exit, one `error:` line naming `want`, no panic.
 fn assert_clean_error(out: &Output, want: &str) {
     let err = text(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success; stderr: {err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "panic: {err}"
-    );
+    assert!(!out.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(
-        lines[0].contains(want),
-        "error should mention '{want}': {err}"
-    );
+    assert!(lines[0].contains(want), "error should mention '{want}': {err}");
 }
 
 #[test]
@@ -81,45 +63,23 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     let out = pretrain(&dir, &["--epochs", "2"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert!(
-        stdout.contains("LINEAR EVALUATION") && stdout.contains("Test Accuracy:"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("LINEAR EVALUATION") && stdout.contains("Test Accuracy:"), "{stdout}");
     assert!(stdout.contains("epoch   2/2"), "{stdout}");
-    for f in [
-        "config.toml",
-        "model.safetensors",
-        "train_state.safetensors",
-        "metrics.jsonl",
-        "probe.json",
-    ] {
+    for f in ["config.toml", "model.safetensors", "train_state.safetensors", "metrics.jsonl", "probe.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let probe: serde_json::Value = serde_json::from_slice(&file(&dir, "probe.json")).unwrap();
     let acc = probe["test_accuracy"].as_f64().unwrap();
     // Ten classes: a working encoder and probe are far above chance even on 256 images.
     assert!(acc > 0.5, "test accuracy {acc}");
-    let epochs = metrics_without_timings(&dir)
-        .iter()
-        .filter(|v| v["kind"] == "epoch")
-        .count();
+    let epochs = metrics_without_timings(&dir).iter().filter(|v| v["kind"] == "epoch").count();
     assert_eq!(epochs, 2);
 
     // The probe and embed subcommands work on the finished run.
     let z = run(&["probe", dir.to_str().unwrap(), "--features", "z"]);
-    assert!(
-        z.status.success() && text(&z.stdout).contains("LINEAR EVALUATION (z"),
-        "{}",
-        text(&z.stderr)
-    );
+    assert!(z.status.success() && text(&z.stdout).contains("LINEAR EVALUATION (z"), "{}", text(&z.stderr));
     let emb = tmp.path().join("emb");
-    let e = run(&[
-        "embed",
-        dir.to_str().unwrap(),
-        "--out",
-        emb.to_str().unwrap(),
-        "--z",
-    ]);
+    let e = run(&["embed", dir.to_str().unwrap(), "--out", emb.to_str().unwrap(), "--z"]);
     assert!(e.status.success(), "{}", text(&e.stderr));
     let h = std::fs::read(emb.join("h.npy")).unwrap();
     assert!(h.starts_with(b"\x93NUMPY") && text(&h[..128]).contains("(1000, 2304)"));
@@ -129,10 +89,7 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     let before = file(&dir, "model.safetensors");
     let before_probe = file(&dir, "probe.json");
     assert_clean_error(&pretrain(&dir, &["--epochs", "2"]), "already holds a run");
-    assert!(
-        before == file(&dir, "model.safetensors"),
-        "the refused run changed the checkpoint"
-    );
+    assert!(before == file(&dir, "model.safetensors"), "the refused run changed the checkpoint");
     assert!(before_probe == file(&dir, "probe.json"));
 }
 
@@ -140,59 +97,27 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
 fn same_seed_same_result_whatever_the_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    assert!(
-        pretrain(&a, &["--epochs", "2", "--no-probe", "--steps", "6"])
-            .status
-            .success()
-    );
-    let mut args = vec![
-        "--threads",
-        "1",
-        "pretrain",
-        "--run-dir",
-        b.to_str().unwrap(),
-    ];
+    assert!(pretrain(&a, &["--epochs", "2", "--no-probe", "--steps", "6"]).status.success());
+    let mut args = vec!["--threads", "1", "pretrain", "--run-dir", b.to_str().unwrap()];
     args.extend_from_slice(&SMALL);
     args.extend_from_slice(&["--epochs", "2", "--no-probe", "--steps", "6"]);
     assert!(run(&args).status.success());
-    assert!(
-        tensors(&a.join("model.safetensors")) == tensors(&b.join("model.safetensors")),
-        "weights differ between 1 and 2 threads"
-    );
+    assert!(tensors(&a.join("model.safetensors")) == tensors(&b.join("model.safetensors")), "weights differ between 1 and 2 threads");
     assert_eq!(metrics_without_timings(&a), metrics_without_timings(&b));
 }
 
 fn wait_for(path: &Path, child: &mut Child, timeout: Duration) {
     let start = Instant::now();
     while !path.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before {} appeared",
-            path.display()
-        );
-        assert!(
-            start.elapsed() < timeout,
-            "timed out waiting for {}",
-            path.display()
-        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before {} appeared", path.display());
+        assert!(start.elapsed() < timeout, "timed out waiting for {}", path.display());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// A run long enough (96 steps) to be interrupted while it trains.
-const LONGER: [&str; 11] = [
-    "--dataset",
-    "fashion-mnist-sample",
-    "--limit",
-    "2048",
-    "--batch-size",
-    "64",
-    "--seed",
-    "5",
-    "--epochs",
-    "3",
-    "--no-probe",
-];
+const LONGER: [&str; 11] =
+    ["--dataset", "fashion-mnist-sample", "--limit", "2048", "--batch-size", "64", "--seed", "5", "--epochs", "3", "--no-probe"];
 
 fn spawn_pretrain(dir: &Path) -> Child {
     simclr()
@@ -208,10 +133,7 @@ fn spawn_pretrain(dir: &Path) -> Child {
 fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(k, v)| (k, v.data().to_vec()))
-        .collect()
+    st.tensors().into_iter().map(|(k, v)| (k, v.data().to_vec())).collect()
 }
 
 #[test]
@@ -225,59 +147,29 @@ fn killed_or_interrupted_runs_resume_bit_identically() {
     // kill -9 after the first checkpoint, then resume.
     let killed = tmp.path().join("killed");
     let mut child = spawn_pretrain(&killed);
-    wait_for(
-        &killed.join("model.safetensors"),
-        &mut child,
-        Duration::from_secs(120),
-    );
+    wait_for(&killed.join("model.safetensors"), &mut child, Duration::from_secs(120));
     child.kill().unwrap();
     child.wait().unwrap();
-    let resumed = run(&[
-        "pretrain",
-        "--run-dir",
-        killed.to_str().unwrap(),
-        "--resume",
-        "--no-probe",
-    ]);
+    let resumed = run(&["pretrain", "--run-dir", killed.to_str().unwrap(), "--resume", "--no-probe"]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
 
     // SIGINT: checkpoint, advice, exit code 130; then resume.
     let interrupted = tmp.path().join("interrupted");
     let mut child = spawn_pretrain(&interrupted);
-    wait_for(
-        &interrupted.join("metrics.jsonl"),
-        &mut child,
-        Duration::from_secs(120),
-    );
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    wait_for(&interrupted.join("metrics.jsonl"), &mut child, Duration::from_secs(120));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("--resume"), "{err}");
-    let resumed = run(&[
-        "pretrain",
-        "--run-dir",
-        interrupted.to_str().unwrap(),
-        "--resume",
-        "--no-probe",
-    ]);
+    let resumed = run(&["pretrain", "--run-dir", interrupted.to_str().unwrap(), "--resume", "--no-probe"]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
 
     for other in [&killed, &interrupted] {
         for f in ["model.safetensors", "train_state.safetensors"] {
-            assert!(
-                tensors(&straight.join(f)) == tensors(&other.join(f)),
-                "{f} differs: {}",
-                other.display()
-            );
+            assert!(tensors(&straight.join(f)) == tensors(&other.join(f)), "{f} differs: {}", other.display());
         }
-        assert_eq!(
-            metrics_without_timings(&straight),
-            metrics_without_timings(other)
-        );
+        assert_eq!(metrics_without_timings(&straight), metrics_without_timings(other));
     }
 }
 
@@ -287,94 +179,36 @@ fn bad_input_gives_one_clear_error_line() {
     let p = |name: &str| tmp.path().join(name);
     let s = |path: &PathBuf| path.to_str().unwrap().to_string();
 
-    assert_clean_error(
-        &run(&["pretrain", "--config", "/nonexistent/run.toml"]),
-        "/nonexistent/run.toml",
-    );
+    assert_clean_error(&run(&["pretrain", "--config", "/nonexistent/run.toml"]), "/nonexistent/run.toml");
     std::fs::write(p("unknown.toml"), "[train]\nlearning_rate = 0.1\n").unwrap();
-    assert_clean_error(
-        &run(&["pretrain", "--config", &s(&p("unknown.toml"))]),
-        "learning_rate",
-    );
+    assert_clean_error(&run(&["pretrain", "--config", &s(&p("unknown.toml"))]), "learning_rate");
     std::fs::write(p("type.toml"), "[train]\nepochs = \"ten\"\n").unwrap();
-    assert_clean_error(
-        &run(&["pretrain", "--config", &s(&p("type.toml"))]),
-        "epochs",
-    );
-    assert_clean_error(
-        &run(&["pretrain", "--dataset", "fashion-mnist-sample", "--lr", "0"]),
-        "train.lr",
-    );
-    assert_clean_error(
-        &run(&[
-            "pretrain",
-            "--dataset",
-            "fashion-mnist-sample",
-            "--temperature=-1",
-        ]),
-        "train.temperature",
-    );
+    assert_clean_error(&run(&["pretrain", "--config", &s(&p("type.toml"))]), "epochs");
+    assert_clean_error(&run(&["pretrain", "--dataset", "fashion-mnist-sample", "--lr", "0"]), "train.lr");
+    assert_clean_error(&run(&["pretrain", "--dataset", "fashion-mnist-sample", "--temperature=-1"]), "train.temperature");
     std::fs::write(p("crop.toml"), "[augment]\ncrop_scale = [0.0, 1.0]\n").unwrap();
-    assert_clean_error(
-        &run(&["pretrain", "--config", &s(&p("crop.toml"))]),
-        "augment.crop_scale",
-    );
-    let big = run(&[
-        "pretrain",
-        "--run-dir",
-        &s(&p("big")),
-        "--dataset",
-        "fashion-mnist-sample",
-        "--limit",
-        "100",
-        "--batch-size",
-        "256",
-    ]);
+    assert_clean_error(&run(&["pretrain", "--config", &s(&p("crop.toml"))]), "augment.crop_scale");
+    let big = run(&["pretrain", "--run-dir", &s(&p("big")), "--dataset", "fashion-mnist-sample", "--limit", "100", "--batch-size", "256"]);
     assert_clean_error(&big, "larger than the dataset");
 
     // Corrupt and truncated IDX files in a data folder.
     let data = p("idx");
     std::fs::create_dir(&data).unwrap();
-    for f in [
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ] {
+    for f in ["train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
         std::fs::write(data.join(f), [0, 0, 8, 1, 0, 0, 0, 0]).unwrap();
     }
-    std::fs::write(
-        data.join("train-images-idx3-ubyte"),
-        [0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2],
-    )
-    .unwrap();
-    assert_clean_error(
-        &run(&["pretrain", "--dataset", "mnist", "--data-dir", &s(&data)]),
-        "truncated",
-    );
-    std::fs::write(
-        data.join("train-images-idx3-ubyte"),
-        [0x1f, 0x8b, 8, 0, 1, 2, 3],
-    )
-    .unwrap();
-    assert_clean_error(
-        &run(&["pretrain", "--dataset", "mnist", "--data-dir", &s(&data)]),
-        "gzip",
-    );
+    std::fs::write(data.join("train-images-idx3-ubyte"), [0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2]).unwrap();
+    assert_clean_error(&run(&["pretrain", "--dataset", "mnist", "--data-dir", &s(&data)]), "truncated");
+    std::fs::write(data.join("train-images-idx3-ubyte"), [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
+    assert_clean_error(&run(&["pretrain", "--dataset", "mnist", "--data-dir", &s(&data)]), "gzip");
     let empty = p("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert_clean_error(
-        &run(&["pretrain", "--dataset", "folder", "--data-dir", &s(&empty)]),
-        "no PNG or JPEG",
-    );
+    assert_clean_error(&run(&["pretrain", "--dataset", "folder", "--data-dir", &s(&empty)]), "no PNG or JPEG");
 
     // A truncated checkpoint.
     let run_dir = p("trunc");
     std::fs::create_dir(&run_dir).unwrap();
-    std::fs::write(
-        run_dir.join("config.toml"),
-        "seed = 0\n[data]\ndataset = \"fashion-mnist-sample\"\n",
-    )
-    .unwrap();
+    std::fs::write(run_dir.join("config.toml"), "seed = 0\n[data]\ndataset = \"fashion-mnist-sample\"\n").unwrap();
     std::fs::write(run_dir.join("model.safetensors"), b"\x10\x00\x00").unwrap();
     assert_clean_error(&run(&["probe", &s(&run_dir)]), "model.safetensors");
 }
@@ -383,17 +217,7 @@ fn bad_input_gives_one_clear_error_line() {
 fn augment_writes_a_png_grid() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("grid.png");
-    let r = run(&[
-        "augment",
-        "--dataset",
-        "fashion-mnist-sample",
-        "--out",
-        out.to_str().unwrap(),
-        "--images",
-        "3",
-        "--views",
-        "4",
-    ]);
+    let r = run(&["augment", "--dataset", "fashion-mnist-sample", "--out", out.to_str().unwrap(), "--images", "3", "--views", "4"]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     let img = image::open(&out).unwrap();
     // 5 columns and 3 rows of 24-pixel tiles with 2-pixel gutters.

@@ -8,9 +8,7 @@ pub fn gaussian_blur(img: &mut Image, sigma: f64) {
         return;
     }
     let radius = (3.0 * sigma).ceil().max(1.0) as isize;
-    let weights: Vec<f32> = (-radius..=radius)
-        .map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp() as f32)
-        .collect();
+    let weights: Vec<f32> = (-radius..=radius).map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
     let total: f32 = weights.iter().sum();
     let weights: Vec<f32> = weights.iter().map(|w| w / total).collect();
     let (h, w, c) = (img.h as isize, img.w as isize, img.c);
@@ -26,12 +24,7 @@ pub fn gaussian_blur(img: &mut Image, sigma: f64) {
                 tmp[(y * w + x) as usize * c + ch] = weights
                     .iter()
                     .enumerate()
-                    .map(|(k, wt)| {
-                        wt * img.data[(y as usize * w as usize
-                            + reflect(x + k as isize - radius, w))
-                            * c
-                            + ch]
-                    })
+                    .map(|(k, wt)| wt * img.data[(y as usize * w as usize + reflect(x + k as isize - radius, w)) * c + ch])
                     .sum();
             }
         }
@@ -42,11 +35,7 @@ pub fn gaussian_blur(img: &mut Image, sigma: f64) {
                 img.data[(y * w + x) as usize * c + ch] = weights
                     .iter()
                     .enumerate()
-                    .map(|(k, wt)| {
-                        wt * tmp[(reflect(y + k as isize - radius, h) * w as usize + x as usize)
-                            * c
-                            + ch]
-                    })
+                    .map(|(k, wt)| wt * tmp[(reflect(y + k as isize - radius, h) * w as usize + x as usize) * c + ch])
                     .sum();
             }
         }
@@ -59,26 +48,12 @@ mod tests {
 
     #[test]
     fn blur_keeps_constant_images_and_spreads_a_dot() {
-        let mut flat = Image {
-            h: 5,
-            w: 5,
-            c: 1,
-            data: vec![0.4; 25],
-        };
+        let mut flat = Image { h: 5, w: 5, c: 1, data: vec![0.4; 25] };
         gaussian_blur(&mut flat, 1.0);
         assert!(flat.data.iter().all(|v| (v - 0.4).abs() < 1e-6));
-        let mut dot = Image {
-            h: 7,
-            w: 7,
-            c: 1,
-            data: vec![0.0; 49],
-        };
+        let mut dot = Image { h: 7, w: 7, c: 1, data: vec![0.0; 49] };
         dot.data[24] = 1.0;
         gaussian_blur(&mut dot, 1.0);
-        assert!(
-            dot.data[24] < 0.5
-                && dot.data[23] > 0.0
-                && (dot.data.iter().sum::<f32>() - 1.0).abs() < 1e-4
-        );
+        assert!(dot.data[24] < 0.5 && dot.data[23] > 0.0 && (dot.data.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     }
 }

@@ -48,8 +48,7 @@ impl ColorJitter {
                 }
                 1 if self.contrast > 0.0 => {
                     let f = factor(self.contrast, rng);
-                    let mean = (0..img.h * img.w).map(|p| img.luma(p)).sum::<f32>()
-                        / (img.h * img.w) as f32;
+                    let mean = (0..img.h * img.w).map(|p| img.luma(p)).sum::<f32>() / (img.h * img.w) as f32;
                     blend(img, |_| mean, f);
                 }
                 2 if self.saturation > 0.0 && img.c == 3 => {
@@ -121,12 +120,7 @@ mod tests {
 
     #[test]
     fn hsv_round_trip() {
-        for (r, g, b) in [
-            (0.2, 0.5, 0.9),
-            (1.0, 0.0, 0.0),
-            (0.3, 0.3, 0.3),
-            (0.9, 0.8, 0.1),
-        ] {
+        for (r, g, b) in [(0.2, 0.5, 0.9), (1.0, 0.0, 0.0), (0.3, 0.3, 0.3), (0.9, 0.8, 0.1)] {
             let (h, s, v) = rgb_to_hsv(r, g, b);
             let (r2, g2, b2) = hsv_to_rgb(h, s, v);
             assert!((r - r2).abs() < 1e-5 && (g - g2).abs() < 1e-5 && (b - b2).abs() < 1e-5);
@@ -136,29 +130,12 @@ mod tests {
     #[test]
     fn jitter_stays_in_range_and_zero_strength_is_identity() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let img = Image {
-            h: 2,
-            w: 2,
-            c: 3,
-            data: (0..12).map(|i| i as f32 / 11.0).collect(),
-        };
+        let img = Image { h: 2, w: 2, c: 3, data: (0..12).map(|i| i as f32 / 11.0).collect() };
         let mut a = img.clone();
-        ColorJitter {
-            brightness: 0.8,
-            contrast: 0.8,
-            saturation: 0.8,
-            hue: 0.2,
-        }
-        .apply(&mut a, &mut rng);
+        ColorJitter { brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 }.apply(&mut a, &mut rng);
         assert!(a.data.iter().all(|v| (0.0..=1.0).contains(v)) && a != img);
         let mut b = img.clone();
-        ColorJitter {
-            brightness: 0.0,
-            contrast: 0.0,
-            saturation: 0.0,
-            hue: 0.0,
-        }
-        .apply(&mut b, &mut rng);
+        ColorJitter { brightness: 0.0, contrast: 0.0, saturation: 0.0, hue: 0.0 }.apply(&mut b, &mut rng);
         assert_eq!(b, img);
         to_grayscale(&mut b);
         assert_eq!(b.data[0], b.data[1]);

@@ -17,10 +17,7 @@ pub struct RandomResizedCrop {
 
 impl Default for RandomResizedCrop {
     fn default() -> Self {
-        RandomResizedCrop {
-            scale: (0.08, 1.0),
-            ratio: (3.0 / 4.0, 4.0 / 3.0),
-        }
+        RandomResizedCrop { scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }
     }
 }
 
@@ -52,12 +49,7 @@ impl RandomResizedCrop {
         } else {
             (h as f64, w as f64)
         };
-        (
-            ((h as f64 - ch) / 2.0).floor(),
-            ((w as f64 - cw) / 2.0).floor(),
-            ch,
-            cw,
-        )
+        (((h as f64 - ch) / 2.0).floor(), ((w as f64 - cw) / 2.0).floor(), ch, cw)
     }
 }
 
@@ -66,12 +58,7 @@ impl RandomResizedCrop {
 pub fn resize_region(img: &Image, rect: Rect, size: usize) -> Image {
     let (top, left, ch, cw) = rect;
     let (sy, sx) = (ch / size as f64, cw / size as f64);
-    let mut out = Image {
-        h: size,
-        w: size,
-        c: img.c,
-        data: vec![0.0; size * size * img.c],
-    };
+    let mut out = Image { h: size, w: size, c: img.c, data: vec![0.0; size * size * img.c] };
     let clamp = |v: f64, hi: usize| v.clamp(0.0, (hi - 1) as f64);
     for oy in 0..size {
         let y = clamp(top + (oy as f64 + 0.5) * sy - 0.5, img.h);
@@ -105,10 +92,7 @@ mod tests {
 
     #[test]
     fn crops_stay_inside_and_respect_scale() {
-        let crop = RandomResizedCrop {
-            scale: (0.3, 1.0),
-            ratio: (0.75, 4.0 / 3.0),
-        };
+        let crop = RandomResizedCrop { scale: (0.3, 1.0), ratio: (0.75, 4.0 / 3.0) };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for _ in 0..500 {
             let (t, l, h, w) = crop.sample(28, 28, &mut rng);
@@ -120,12 +104,7 @@ mod tests {
 
     #[test]
     fn identity_resize_and_downscale_average() {
-        let img = Image {
-            h: 2,
-            w: 2,
-            c: 1,
-            data: vec![0.0, 1.0, 1.0, 0.0],
-        };
+        let img = Image { h: 2, w: 2, c: 1, data: vec![0.0, 1.0, 1.0, 0.0] };
         assert_eq!(resize(&img, 2), img);
         let one = resize(&img, 1);
         assert!((one.data[0] - 0.5).abs() < 1e-6);

@@ -20,12 +20,7 @@ mod tests {
 
     #[test]
     fn flips_rows_keeping_channels() {
-        let mut img = Image {
-            h: 1,
-            w: 3,
-            c: 2,
-            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-        };
+        let mut img = Image { h: 1, w: 3, c: 2, data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0] };
         flip_horizontal(&mut img);
         assert_eq!(img.data, vec![5.0, 6.0, 3.0, 4.0, 1.0, 2.0]);
     }

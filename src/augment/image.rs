@@ -16,12 +16,7 @@ pub struct Image {
 impl Image {
     /// Converts u8 pixels (HWC) to [0, 1].
     pub fn from_u8(pixels: &[u8], h: usize, w: usize, c: usize) -> Self {
-        Image {
-            h,
-            w,
-            c,
-            data: pixels.iter().map(|&v| v as f32 / 255.0).collect(),
-        }
+        Image { h, w, c, data: pixels.iter().map(|&v| v as f32 / 255.0).collect() }
     }
 
     /// Luma (ITU-R 601, as torchvision) of pixel `p`; the value itself for grayscale.

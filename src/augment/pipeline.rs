@@ -112,14 +112,7 @@ impl Preset {
                 blur_p: 0.0,
                 ..base
             },
-            Preset::None => AugmentConfig {
-                crop: false,
-                flip_p: 0.0,
-                jitter_p: 0.0,
-                grayscale_p: 0.0,
-                blur_p: 0.0,
-                ..base
-            },
+            Preset::None => AugmentConfig { crop: false, flip_p: 0.0, jitter_p: 0.0, grayscale_p: 0.0, blur_p: 0.0, ..base },
         }
     }
 }
@@ -142,10 +135,7 @@ impl AugmentConfig {
     /// Rejects impossible settings, naming the option.
     pub fn validate(&self) -> Result<()> {
         if self.size < 4 || self.size > 1024 {
-            bail!(
-                "augment.size must be between 4 and 1024 pixels, got {}",
-                self.size
-            );
+            bail!("augment.size must be between 4 and 1024 pixels, got {}", self.size);
         }
         check_range("crop_scale", self.crop_scale, 0.0, 1.0)?;
         check_range("crop_ratio", self.crop_ratio, 0.0, f64::INFINITY)?;
@@ -160,11 +150,7 @@ impl AugmentConfig {
         ] {
             check_p(n, p)?;
         }
-        for (n, s) in [
-            ("brightness", self.brightness),
-            ("contrast", self.contrast),
-            ("saturation", self.saturation),
-        ] {
+        for (n, s) in [("brightness", self.brightness), ("contrast", self.contrast), ("saturation", self.saturation)] {
             if !(s >= 0.0 && s.is_finite()) {
                 bail!("augment.{n} must be >= 0, got {s}");
             }
@@ -178,10 +164,7 @@ impl AugmentConfig {
     /// One random view of an image, in [0, 1].
     pub fn random_view(&self, img: &Image, rng: &mut impl Rng) -> Image {
         let mut v = if self.crop {
-            let crop = RandomResizedCrop {
-                scale: self.crop_scale,
-                ratio: self.crop_ratio,
-            };
+            let crop = RandomResizedCrop { scale: self.crop_scale, ratio: self.crop_ratio };
             resize_region(img, crop.sample(img.h, img.w, rng), self.size)
         } else {
             resize(img, self.size)
@@ -190,22 +173,14 @@ impl AugmentConfig {
             flip_horizontal(&mut v);
         }
         if rng.random_bool(self.jitter_p) {
-            ColorJitter {
-                brightness: self.brightness,
-                contrast: self.contrast,
-                saturation: self.saturation,
-                hue: self.hue,
-            }
-            .apply(&mut v, rng);
+            ColorJitter { brightness: self.brightness, contrast: self.contrast, saturation: self.saturation, hue: self.hue }
+                .apply(&mut v, rng);
         }
         if rng.random_bool(self.grayscale_p) {
             to_grayscale(&mut v);
         }
         if rng.random_bool(self.blur_p) {
-            gaussian_blur(
-                &mut v,
-                rng.random_range(self.blur_sigma.0..=self.blur_sigma.1),
-            );
+            gaussian_blur(&mut v, rng.random_range(self.blur_sigma.0..=self.blur_sigma.1));
         }
         if rng.random_bool(self.solarize_p) {
             solarize(&mut v, self.solarize_threshold as f32);
@@ -218,11 +193,7 @@ impl AugmentConfig {
         match self.eval_view {
             EvalView::CenterCrop if img.h >= self.size && img.w >= self.size => {
                 let (top, left) = ((img.h - self.size) / 2, (img.w - self.size) / 2);
-                resize_region(
-                    img,
-                    (top as f64, left as f64, self.size as f64, self.size as f64),
-                    self.size,
-                )
+                resize_region(img, (top as f64, left as f64, self.size as f64, self.size as f64), self.size)
             }
             _ => resize(img, self.size),
         }
@@ -230,41 +201,27 @@ impl AugmentConfig {
 
     /// `[2N, size, size, c]` views of the images at `indices`: rows `0..N` are the first view of
     /// each image, rows `N..2N` the second. Every view has its own random stream.
-    pub fn pair_batch(
-        &self,
-        ds: &Dataset,
-        indices: &[usize],
-        seed: u64,
-        epoch: u64,
-        out: &mut Tensor<f32>,
-    ) {
+    pub fn pair_batch(&self, ds: &Dataset, indices: &[usize], seed: u64, epoch: u64, out: &mut Tensor<f32>) {
         let n = indices.len();
         let (s, c) = (self.size, ds.channels);
         out.resize(&[2 * n, s, s, c]);
-        out.data_mut()
-            .par_chunks_mut(s * s * c)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (view, i) = (row / n, row % n);
-                let index = indices[i];
-                let mut rng =
-                    ChaCha8Rng::seed_from_u64(stream_seed(seed, epoch, index as u64, view as u64));
-                let img = Image::from_u8(ds.image(index), ds.height, ds.width, ds.channels);
-                normalise_into(&self.random_view(&img, &mut rng), dst);
-            });
+        out.data_mut().par_chunks_mut(s * s * c).enumerate().for_each(|(row, dst)| {
+            let (view, i) = (row / n, row % n);
+            let index = indices[i];
+            let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, epoch, index as u64, view as u64));
+            let img = Image::from_u8(ds.image(index), ds.height, ds.width, ds.channels);
+            normalise_into(&self.random_view(&img, &mut rng), dst);
+        });
     }
 
     /// `[len, size, size, c]` evaluation views of images `start..start + len`.
     pub fn eval_batch(&self, ds: &Dataset, start: usize, len: usize, out: &mut Tensor<f32>) {
         let (s, c) = (self.size, ds.channels);
         out.resize(&[len, s, s, c]);
-        out.data_mut()
-            .par_chunks_mut(s * s * c)
-            .enumerate()
-            .for_each(|(i, dst)| {
-                let img = Image::from_u8(ds.image(start + i), ds.height, ds.width, ds.channels);
-                normalise_into(&self.eval_image(&img), dst);
-            });
+        out.data_mut().par_chunks_mut(s * s * c).enumerate().for_each(|(i, dst)| {
+            let img = Image::from_u8(ds.image(start + i), ds.height, ds.width, ds.channels);
+            normalise_into(&self.eval_image(&img), dst);
+        });
     }
 }
 
@@ -282,9 +239,7 @@ pub fn to_u8(v: f32) -> u8 {
 
 /// A seed for the random stream of one (run seed, epoch, image, view), by SplitMix64 mixing.
 pub fn stream_seed(seed: u64, epoch: u64, index: u64, view: u64) -> u64 {
-    [epoch, index, view].iter().fold(mix(seed), |acc, &v| {
-        mix(acc ^ mix(v.wrapping_add(0x9e37_79b9_7f4a_7c15)))
-    })
+    [epoch, index, view].iter().fold(mix(seed), |acc, &v| mix(acc ^ mix(v.wrapping_add(0x9e37_79b9_7f4a_7c15))))
 }
 
 /// SplitMix64's finaliser.
@@ -313,11 +268,7 @@ mod tests {
         assert_eq!(a.shape(), &[8, 24, 24, 1]);
         let view = |t: &Tensor<f32>, r: usize| t.data()[r * 576..(r + 1) * 576].to_vec();
         assert_ne!(view(&a, 0), view(&a, 4), "two views of one image differ");
-        assert_eq!(
-            view(&a, 0),
-            view(&a, 1),
-            "the stream depends on the image, not its batch slot"
-        );
+        assert_eq!(view(&a, 0), view(&a, 1), "the stream depends on the image, not its batch slot");
         cfg.pair_batch(&ds, &idx, 8, 0, &mut b);
         assert_ne!(a, b, "another seed, other views");
         cfg.pair_batch(&ds, &idx, 7, 1, &mut b);
@@ -341,18 +292,10 @@ mod tests {
     fn validation_names_the_option() {
         let mut cfg = Preset::Simclr.config(32);
         cfg.crop_scale = (0.0, 1.0);
-        assert!(cfg
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("augment.crop_scale"));
+        assert!(cfg.validate().unwrap_err().to_string().contains("augment.crop_scale"));
         cfg = Preset::Simclr.config(32);
         cfg.flip_p = 1.5;
-        assert!(cfg
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("augment.flip_p"));
+        assert!(cfg.validate().unwrap_err().to_string().contains("augment.flip_p"));
         assert!(Preset::Simclr.config(32).validate().is_ok());
     }
 }

@@ -17,12 +17,7 @@ mod tests {
 
     #[test]
     fn inverts_bright_values_only() {
-        let mut img = Image {
-            h: 1,
-            w: 3,
-            c: 1,
-            data: vec![0.2, 0.5, 0.9],
-        };
+        let mut img = Image { h: 1, w: 3, c: 1, data: vec![0.2, 0.5, 0.9] };
         solarize(&mut img, 0.5);
         assert_eq!(img.data, vec![0.2, 0.5, 0.100000024]);
     }

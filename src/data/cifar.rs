@@ -8,26 +8,12 @@ const SIDE: usize = 32;
 const RECORD: usize = 1 + 3 * SIDE * SIDE;
 
 /// CIFAR-10's class names.
-pub const CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// Parses one binary batch into interleaved RGB images with labels; `name` is for errors.
 pub fn parse_cifar10(bytes: &[u8], name: &str) -> Result<Dataset> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
-        bail!(
-            "{name}: {} bytes is not a whole number of CIFAR-10 records ({RECORD} bytes each)",
-            bytes.len()
-        );
+        bail!("{name}: {} bytes is not a whole number of CIFAR-10 records ({RECORD} bytes each)", bytes.len());
     }
     let n = bytes.len() / RECORD;
     let mut pixels = Vec::with_capacity(n * SIDE * SIDE * 3);
@@ -39,11 +25,7 @@ pub fn parse_cifar10(bytes: &[u8], name: &str) -> Result<Dataset> {
         labels.push(rec[0] as u16);
         let planes = &rec[1..];
         for p in 0..SIDE * SIDE {
-            pixels.extend([
-                planes[p],
-                planes[SIDE * SIDE + p],
-                planes[2 * SIDE * SIDE + p],
-            ]);
+            pixels.extend([planes[p], planes[SIDE * SIDE + p], planes[2 * SIDE * SIDE + p]]);
         }
     }
     let mut ds = Dataset::new(pixels, SIDE, SIDE, 3, Some(labels))?;
@@ -73,12 +55,7 @@ mod tests {
         let ds = parse_cifar10(&rec, "b").unwrap();
         assert_eq!(ds.image(0)[..3], [0, 100, 200]);
         assert_eq!(ds.labels.unwrap(), vec![7]);
-        let err = parse_cifar10(&rec[..100], "data_batch_1.bin")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("data_batch_1.bin") && err.contains("3073"),
-            "{err}"
-        );
+        let err = parse_cifar10(&rec[..100], "data_batch_1.bin").unwrap_err().to_string();
+        assert!(err.contains("data_batch_1.bin") && err.contains("3073"), "{err}");
     }
 }

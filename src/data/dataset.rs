@@ -21,19 +21,10 @@ pub struct Dataset {
 
 impl Dataset {
     /// Builds a dataset, checking that the buffer and labels agree with the shape.
-    pub fn new(
-        pixels: Vec<u8>,
-        height: usize,
-        width: usize,
-        channels: usize,
-        labels: Option<Vec<u16>>,
-    ) -> Result<Self> {
+    pub fn new(pixels: Vec<u8>, height: usize, width: usize, channels: usize, labels: Option<Vec<u16>>) -> Result<Self> {
         let per = height * width * channels;
         if per == 0 || !pixels.len().is_multiple_of(per) {
-            bail!(
-                "image buffer of {} bytes does not hold whole {height}x{width}x{channels} images",
-                pixels.len()
-            );
+            bail!("image buffer of {} bytes does not hold whole {height}x{width}x{channels} images", pixels.len());
         }
         let n = pixels.len() / per;
         if let Some(l) = &labels {
@@ -41,14 +32,7 @@ impl Dataset {
                 bail!("{} labels for {n} images", l.len());
             }
         }
-        Ok(Dataset {
-            pixels,
-            height,
-            width,
-            channels,
-            labels,
-            class_names: None,
-        })
+        Ok(Dataset { pixels, height, width, channels, labels, class_names: None })
     }
 
     /// Number of images.
@@ -75,10 +59,7 @@ impl Dataset {
     /// Number of classes (1 + largest label), when labelled.
     pub fn num_classes(&self) -> Option<usize> {
         let from_names = self.class_names.as_ref().map(|c| c.len());
-        let from_labels = self
-            .labels
-            .as_ref()
-            .map(|l| l.iter().map(|&v| v as usize + 1).max().unwrap_or(0));
+        let from_labels = self.labels.as_ref().map(|l| l.iter().map(|&v| v as usize + 1).max().unwrap_or(0));
         from_names.max(from_labels)
     }
 
@@ -89,21 +70,8 @@ impl Dataset {
 
     /// The images at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Dataset {
-        let pixels = indices
-            .iter()
-            .flat_map(|&i| self.image(i).iter().copied())
-            .collect();
-        let labels = self
-            .labels
-            .as_ref()
-            .map(|l| indices.iter().map(|&i| l[i]).collect());
-        Dataset {
-            pixels,
-            height: self.height,
-            width: self.width,
-            channels: self.channels,
-            labels,
-            class_names: self.class_names.clone(),
-        }
+        let pixels = indices.iter().flat_map(|&i| self.image(i).iter().copied()).collect();
+        let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
+        Dataset { pixels, height: self.height, width: self.width, channels: self.channels, labels, class_names: self.class_names.clone() }
     }
 }

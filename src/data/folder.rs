@@ -7,10 +7,7 @@ use image::imageops::FilterType;
 use std::path::{Path, PathBuf};
 
 fn is_image(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-        .unwrap_or(false)
+    p.extension().and_then(|e| e.to_str()).map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")).unwrap_or(false)
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -37,27 +34,13 @@ pub fn load_folder(root: &Path, size: usize, channels: usize) -> Result<Dataset>
     let classes: Vec<PathBuf> = entries.iter().filter(|p| p.is_dir()).cloned().collect();
     let mut files: Vec<(PathBuf, Option<u16>)> = Vec::new();
     if classes.is_empty() {
-        files.extend(
-            entries
-                .into_iter()
-                .filter(|p| is_image(p))
-                .map(|p| (p, None)),
-        );
+        files.extend(entries.into_iter().filter(|p| is_image(p)).map(|p| (p, None)));
     } else {
         if classes.len() > u16::MAX as usize {
-            bail!(
-                "{}: too many class folders ({})",
-                root.display(),
-                classes.len()
-            );
+            bail!("{}: too many class folders ({})", root.display(), classes.len());
         }
         for (label, dir) in classes.iter().enumerate() {
-            files.extend(
-                sorted_entries(dir)?
-                    .into_iter()
-                    .filter(|p| is_image(p))
-                    .map(|p| (p, Some(label as u16))),
-            );
+            files.extend(sorted_entries(dir)?.into_iter().filter(|p| is_image(p)).map(|p| (p, Some(label as u16))));
         }
     }
     if files.is_empty() {
@@ -65,8 +48,7 @@ pub fn load_folder(root: &Path, size: usize, channels: usize) -> Result<Dataset>
     }
     let mut pixels = Vec::with_capacity(files.len() * size * size * channels);
     for (path, _) in &files {
-        let img = image::open(path)
-            .with_context(|| format!("{}: not a readable image", path.display()))?;
+        let img = image::open(path).with_context(|| format!("{}: not a readable image", path.display()))?;
         let img = img.resize_exact(size as u32, size as u32, FilterType::Triangle);
         if channels == 1 {
             pixels.extend(img.to_luma8().into_raw());
@@ -74,24 +56,10 @@ pub fn load_folder(root: &Path, size: usize, channels: usize) -> Result<Dataset>
             pixels.extend(img.to_rgb8().into_raw());
         }
     }
-    let labels = if classes.is_empty() {
-        None
-    } else {
-        Some(files.iter().map(|(_, l)| l.expect("labelled")).collect())
-    };
+    let labels = if classes.is_empty() { None } else { Some(files.iter().map(|(_, l)| l.expect("labelled")).collect()) };
     let mut ds = Dataset::new(pixels, size, size, channels, labels)?;
     if !classes.is_empty() {
-        ds.class_names = Some(
-            classes
-                .iter()
-                .map(|c| {
-                    c.file_name()
-                        .expect("dir name")
-                        .to_string_lossy()
-                        .into_owned()
-                })
-                .collect(),
-        );
+        ds.class_names = Some(classes.iter().map(|c| c.file_name().expect("dir name").to_string_lossy().into_owned()).collect());
     }
     Ok(ds)
 }
@@ -102,13 +70,9 @@ mod tests {
 
     fn write_png(path: &Path, w: u32, h: u32, rgb: bool) {
         if rgb {
-            image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10]))
-                .save(path)
-                .unwrap();
+            image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10])).save(path).unwrap();
         } else {
-            image::GrayImage::from_pixel(w, h, image::Luma([77]))
-                .save(path)
-                .unwrap();
+            image::GrayImage::from_pixel(w, h, image::Luma([77])).save(path).unwrap();
         }
     }
 
@@ -137,9 +101,7 @@ mod tests {
         std::fs::write(dir.path().join("broken.png"), b"not a png").unwrap();
         let err = load_folder(dir.path(), 8, 1).unwrap_err().to_string();
         assert!(err.contains("broken.png"), "{err}");
-        let err = load_folder(&dir.path().join("nope"), 8, 1)
-            .unwrap_err()
-            .to_string();
+        let err = load_folder(&dir.path().join("nope"), 8, 1).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
     }
 }

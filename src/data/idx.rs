@@ -17,9 +17,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
         GzDecoder::new(&raw[..])
             .take(MAX_BYTES)
             .read_to_end(&mut out)
-            .map_err(|e| {
-                anyhow::anyhow!("{}: corrupt or truncated gzip data ({e})", path.display())
-            })?;
+            .map_err(|e| anyhow::anyhow!("{}: corrupt or truncated gzip data ({e})", path.display()))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -38,25 +36,13 @@ pub struct Idx {
 /// Parses IDX bytes (unsigned-byte type only, which MNIST-style data uses); `name` is for errors.
 pub fn parse_idx(bytes: &[u8], name: &str) -> Result<Idx> {
     if bytes.len() < 4 {
-        bail!(
-            "{name}: too short for an IDX header ({} bytes)",
-            bytes.len()
-        );
+        bail!("{name}: too short for an IDX header ({} bytes)", bytes.len());
     }
     if bytes[0] != 0 || bytes[1] != 0 {
-        bail!(
-            "{name}: not an IDX file (magic number {:02x}{:02x}{:02x}{:02x})",
-            bytes[0],
-            bytes[1],
-            bytes[2],
-            bytes[3]
-        );
+        bail!("{name}: not an IDX file (magic number {:02x}{:02x}{:02x}{:02x})", bytes[0], bytes[1], bytes[2], bytes[3]);
     }
     if bytes[2] != 0x08 {
-        bail!(
-            "{name}: IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)",
-            bytes[2]
-        );
+        bail!("{name}: IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)", bytes[2]);
     }
     let ndim = bytes[3] as usize;
     if ndim == 0 || ndim > 4 {
@@ -66,35 +52,18 @@ pub fn parse_idx(bytes: &[u8], name: &str) -> Result<Idx> {
     if bytes.len() < header {
         bail!("{name}: truncated IDX header");
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
-        .collect();
-    let count = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|&c| c as u64 <= MAX_BYTES);
-    let Some(count) = count else {
-        bail!("{name}: IDX dimensions {dims:?} are too large")
-    };
+    let dims: Vec<usize> =
+        (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize).collect();
+    let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&c| c as u64 <= MAX_BYTES);
+    let Some(count) = count else { bail!("{name}: IDX dimensions {dims:?} are too large") };
     let body = &bytes[header..];
     if body.len() < count {
-        bail!(
-            "{name}: truncated: dimensions {dims:?} need {count} bytes of data, found {}",
-            body.len()
-        );
+        bail!("{name}: truncated: dimensions {dims:?} need {count} bytes of data, found {}", body.len());
     }
     if body.len() > count {
-        bail!(
-            "{name}: {} unexpected bytes after the data for dimensions {dims:?}",
-            body.len() - count
-        );
+        bail!("{name}: {} unexpected bytes after the data for dimensions {dims:?}", body.len() - count);
     }
-    Ok(Idx {
-        dims,
-        data: body.to_vec(),
-    })
+    Ok(Idx { dims, data: body.to_vec() })
 }
 
 /// Loads an image file (`[n, rows, cols]`) and optionally its label file (`[n]`) as a dataset.
@@ -104,10 +73,7 @@ pub fn load_idx_pair(images: &Path, labels: Option<&Path>) -> Result<Dataset> {
     let (h, w, c) = match img.dims[..] {
         [_, h, w] => (h, w, 1),
         [_, h, w, c] if c == 1 || c == 3 => (h, w, c),
-        _ => bail!(
-            "{name}: expected images [n, rows, cols], got dimensions {:?}",
-            img.dims
-        ),
+        _ => bail!("{name}: expected images [n, rows, cols], got dimensions {:?}", img.dims),
     };
     if h == 0 || w == 0 {
         bail!("{name}: images of size {h}x{w}");
@@ -117,17 +83,10 @@ pub fn load_idx_pair(images: &Path, labels: Option<&Path>) -> Result<Dataset> {
             let lname = lp.display().to_string();
             let lab = parse_idx(&read_maybe_gzip(lp)?, &lname)?;
             if lab.dims.len() != 1 {
-                bail!(
-                    "{lname}: expected labels [n], got dimensions {:?}",
-                    lab.dims
-                );
+                bail!("{lname}: expected labels [n], got dimensions {:?}", lab.dims);
             }
             if lab.dims[0] != img.dims[0] {
-                bail!(
-                    "{lname}: {} labels, but {name} has {} images",
-                    lab.dims[0],
-                    img.dims[0]
-                );
+                bail!("{lname}: {} labels, but {name} has {} images", lab.dims[0], img.dims[0]);
             }
             Some(lab.data.into_iter().map(u16::from).collect())
         }
@@ -176,19 +135,11 @@ mod tests {
                 },
                 "unexpected bytes",
             ),
-            (
-                vec![
-                    0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-                ],
-                "too large",
-            ),
+            (vec![0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255], "too large"),
         ];
         for (bytes, want) in cases {
             let err = parse_idx(&bytes, "file.idx").unwrap_err().to_string();
-            assert!(
-                err.starts_with("file.idx: ") && err.contains(want),
-                "{err} (wanted {want})"
-            );
+            assert!(err.starts_with("file.idx: ") && err.contains(want), "{err} (wanted {want})");
         }
     }
 
@@ -216,9 +167,6 @@ mod tests {
         std::fs::write(&ip, idx_images(3)).unwrap();
         std::fs::write(&lp, [0, 0, 8, 1, 0, 0, 0, 2, 1, 2]).unwrap();
         let err = load_idx_pair(&ip, Some(&lp)).unwrap_err().to_string();
-        assert!(
-            err.contains("2 labels") && err.contains("3 images"),
-            "{err}"
-        );
+        assert!(err.contains("2 labels") && err.contains("3 images"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod cifar;
 pub mod dataset;
+pub mod download;
 pub mod folder;
 pub mod idx;
 pub mod source;

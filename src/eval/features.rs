@@ -21,12 +21,7 @@ pub enum Features {
 const ENCODE_BATCH: usize = 500;
 
 /// Encodes every image of `ds` (evaluation view, eval-mode batch-norm); returns `[n, dim]`.
-pub fn encode(
-    net: &mut Net<f32>,
-    aug: &AugmentConfig,
-    ds: &Dataset,
-    which: Features,
-) -> Result<Tensor<f32>> {
+pub fn encode(net: &mut Net<f32>, aug: &AugmentConfig, ds: &Dataset, which: Features) -> Result<Tensor<f32>> {
     let dim = match which {
         Features::H => net.encoder.dim(),
         Features::Z => net.head.out_dim(),

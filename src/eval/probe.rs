@@ -56,10 +56,7 @@ fn moments(x: &Tensor<f32>) -> (Vec<f32>, Vec<f32>) {
             sq[j] += (r[j] as f64 - mean[j]).powi(2);
         }
     }
-    let std = sq
-        .iter()
-        .map(|s| ((s / n as f64).sqrt().max(1e-6)) as f32)
-        .collect();
+    let std = sq.iter().map(|s| ((s / n as f64).sqrt().max(1e-6)) as f32).collect();
     (mean.into_iter().map(|m| m as f32).collect(), std)
 }
 
@@ -74,10 +71,7 @@ fn standardise(x: &mut Tensor<f32>, mean: &[f32], std: &[f32]) {
 
 fn rows(x: &Tensor<f32>, idx: &[usize]) -> Tensor<f32> {
     let d = x.rows_cols().1;
-    let data = idx
-        .iter()
-        .flat_map(|&i| x.data()[i * d..(i + 1) * d].iter().copied())
-        .collect();
+    let data = idx.iter().flat_map(|&i| x.data()[i * d..(i + 1) * d].iter().copied()).collect();
     Tensor::from_vec(&[idx.len(), d], data).expect("shape")
 }
 
@@ -93,14 +87,7 @@ struct Classifier(Linear<f32>);
 
 impl Classifier {
     /// Fits on standardised rows with Adam, cosine-decayed learning rate, and L2 penalty `wd`.
-    fn fit(
-        x: &Tensor<f32>,
-        y: &[u16],
-        classes: usize,
-        wd: f64,
-        epochs: usize,
-        seed: u64,
-    ) -> Result<Self> {
+    fn fit(x: &Tensor<f32>, y: &[u16], classes: usize, wd: f64, epochs: usize, seed: u64) -> Result<Self> {
         let (n, d) = x.rows_cols();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut lin = Linear::new("probe", d, classes, true, &mut rng);
@@ -108,17 +95,8 @@ impl Classifier {
         let per_epoch = n.div_ceil(BATCH);
         // Small sets get more passes: at least MIN_STEPS updates, so that the fit converges.
         let epochs = epochs.max(MIN_STEPS.div_ceil(per_epoch));
-        let schedule = WarmupCosine {
-            base: LR,
-            warmup: 0,
-            total: (epochs * per_epoch) as u64,
-            floor: 0.01,
-        };
-        let mut opt = Optimizer::new(OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            weight_decay: wd,
-            ..Default::default()
-        });
+        let schedule = WarmupCosine { base: LR, warmup: 0, total: (epochs * per_epoch) as u64, floor: 0.01 };
+        let mut opt = Optimizer::new(OptimizerConfig { kind: OptimizerKind::Adam, weight_decay: wd, ..Default::default() });
         let mut order: Vec<usize> = (0..n).collect();
         let (mut logits, mut dl) = (Tensor::default(), Tensor::default());
         for _ in 0..epochs {
@@ -143,11 +121,7 @@ impl Classifier {
         let mut logits = Tensor::default();
         self.0.forward(x, &mut logits)?;
         let k = self.0.fan_out;
-        Ok(logits
-            .data()
-            .chunks_exact(k)
-            .map(|r| (0..k).fold(0, |b, j| if r[j] > r[b] { j } else { b }) as u16)
-            .collect())
+        Ok(logits.data().chunks_exact(k).map(|r| (0..k).fold(0, |b, j| if r[j] > r[b] { j } else { b }) as u16).collect())
     }
 }
 
@@ -166,14 +140,12 @@ pub fn linear_probe(
 ) -> Result<ProbeResult> {
     let (n, d) = train_x.rows_cols();
     if n < 10 || train_y.len() != n || test_x.rows_cols() != (test_y.len(), d) {
-        bail!("linear probe: needs at least 10 labelled training rows and matching test features (got {n} train rows, {} test rows)", test_y.len());
+        bail!(
+            "linear probe: needs at least 10 labelled training rows and matching test features (got {n} train rows, {} test rows)",
+            test_y.len()
+        );
     }
-    let classes = train_y
-        .iter()
-        .chain(test_y)
-        .map(|&c| c as usize + 1)
-        .max()
-        .unwrap_or(1);
+    let classes = train_y.iter().chain(test_y).map(|&c| c as usize + 1).max().unwrap_or(1);
     let (mean, std) = moments(train_x);
     let mut tx = train_x.clone();
     standardise(&mut tx, &mean, &std);
@@ -192,16 +164,7 @@ pub fn linear_probe(
         let clf = Classifier::fit(&fx, &fy, classes, wd, s.epochs, s.seed)?;
         validation_accuracy.push((wd, accuracy(&clf.predict(&vx)?, &vy)));
     }
-    let weight_decay = validation_accuracy
-        .iter()
-        .fold((f64::NAN, -1.0), |best, &(wd, acc)| {
-            if acc > best.1 {
-                (wd, acc)
-            } else {
-                best
-            }
-        })
-        .0;
+    let weight_decay = validation_accuracy.iter().fold((f64::NAN, -1.0), |best, &(wd, acc)| if acc > best.1 { (wd, acc) } else { best }).0;
     let clf = Classifier::fit(&tx, train_y, classes, weight_decay, s.epochs, s.seed)?;
     let test_predictions = clf.predict(&ex)?;
     Ok(ProbeResult {
@@ -237,12 +200,7 @@ mod tests {
         };
         let (tx, ty) = make(300);
         let (ex, ey) = make(150);
-        let s = ProbeSettings {
-            validation_fraction: 0.2,
-            weight_decays: vec![0.0, 1e-2],
-            epochs: 30,
-            seed: 1,
-        };
+        let s = ProbeSettings { validation_fraction: 0.2, weight_decays: vec![0.0, 1e-2], epochs: 30, seed: 1 };
         let r = linear_probe(&tx, &ty, &ex, &ey, &s).unwrap();
         assert!(r.test_accuracy > 0.95 && r.train_accuracy > 0.95, "{r:?}");
         assert_eq!(r.validation_accuracy.len(), 2);

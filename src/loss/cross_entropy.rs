@@ -5,11 +5,7 @@ use anyhow::{bail, Result};
 
 /// Mean cross-entropy of `logits` `[n, classes]` against `labels`; writes dL/dlogits into
 /// `dlogits` and returns (loss, number of correct argmax predictions).
-pub fn softmax_cross_entropy<T: Real>(
-    logits: &Tensor<T>,
-    labels: &[u16],
-    dlogits: &mut Tensor<T>,
-) -> Result<(f64, usize)> {
+pub fn softmax_cross_entropy<T: Real>(logits: &Tensor<T>, labels: &[u16], dlogits: &mut Tensor<T>) -> Result<(f64, usize)> {
     let (n, k) = logits.rows_cols();
     if labels.len() != n {
         bail!("cross-entropy: {} labels for {n} rows", labels.len());
@@ -19,16 +15,8 @@ pub fn softmax_cross_entropy<T: Real>(
     }
     dlogits.resize(logits.shape());
     let (mut loss, mut correct) = (0.0, 0);
-    for ((row, g), &y) in logits
-        .data()
-        .chunks_exact(k)
-        .zip(dlogits.data_mut().chunks_exact_mut(k))
-        .zip(labels)
-    {
-        let max = row
-            .iter()
-            .map(|v| v.to_f64())
-            .fold(f64::NEG_INFINITY, f64::max);
+    for ((row, g), &y) in logits.data().chunks_exact(k).zip(dlogits.data_mut().chunks_exact_mut(k)).zip(labels) {
+        let max = row.iter().map(|v| v.to_f64()).fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = row.iter().map(|v| (v.to_f64() - max).exp()).sum();
         let lse = max + sum.ln();
         loss += lse - row[y as usize].to_f64();
@@ -56,13 +44,9 @@ mod tests {
         for j in 0..logits.len() {
             let mut p = logits.clone();
             p.data_mut()[j] += 1e-6;
-            let up = softmax_cross_entropy(&p, &labels, &mut Tensor::default())
-                .unwrap()
-                .0;
+            let up = softmax_cross_entropy(&p, &labels, &mut Tensor::default()).unwrap().0;
             p.data_mut()[j] -= 2e-6;
-            let down = softmax_cross_entropy(&p, &labels, &mut Tensor::default())
-                .unwrap()
-                .0;
+            let down = softmax_cross_entropy(&p, &labels, &mut Tensor::default()).unwrap().0;
             assert_close(&format!("dlogits[{j}]"), g.data()[j], (up - down) / 2e-6);
         }
         assert!(softmax_cross_entropy(&logits, &[0, 1, 2, 3], &mut g).is_err());

@@ -25,44 +25,19 @@ const NORM_EPS: f64 = 1e-12;
 pub fn nt_xent<T: Real>(z: &Tensor<T>, tau: f64, dz: &mut Tensor<T>) -> Result<NtXentOutput> {
     let (rows, d) = z.rows_cols();
     if z.shape().len() != 2 || rows < 2 || rows % 2 != 0 {
-        bail!(
-            "NT-Xent: expected embeddings [2N, D] with N >= 1, got shape {:?}",
-            z.shape()
-        );
+        bail!("NT-Xent: expected embeddings [2N, D] with N >= 1, got shape {:?}", z.shape());
     }
     if !(tau > 0.0 && tau.is_finite()) {
         bail!("NT-Xent: temperature must be positive, got {tau}");
     }
     let n = rows / 2;
     // zhat = z / max(|z|, eps)
-    let norms: Vec<f64> = z
-        .data()
-        .chunks_exact(d)
-        .map(|r| {
-            r.iter()
-                .map(|v| v.to_f64().powi(2))
-                .sum::<f64>()
-                .sqrt()
-                .max(NORM_EPS)
-        })
-        .collect();
-    let zhat: Vec<T> = z
-        .data()
-        .chunks_exact(d)
-        .zip(&norms)
-        .flat_map(|(r, &nm)| r.iter().map(move |&v| T::from_f64(v.to_f64() / nm)))
-        .collect();
+    let norms: Vec<f64> =
+        z.data().chunks_exact(d).map(|r| r.iter().map(|v| v.to_f64().powi(2)).sum::<f64>().sqrt().max(NORM_EPS)).collect();
+    let zhat: Vec<T> =
+        z.data().chunks_exact(d).zip(&norms).flat_map(|(r, &nm)| r.iter().map(move |&v| T::from_f64(v.to_f64() / nm))).collect();
     let mut sim = vec![T::ZERO; rows * rows];
-    matmul(
-        &mut sim,
-        &zhat,
-        Layout::Normal,
-        &zhat,
-        Layout::Transposed,
-        (rows, d, rows),
-        false,
-        false,
-    );
+    matmul(&mut sim, &zhat, Layout::Normal, &zhat, Layout::Transposed, (rows, d, rows), false, false);
     // Row-wise log-softmax over k != i, in f64; g = dL/dlogits = (softmax - onehot) / 2N.
     let mut g = vec![0.0f64; rows * rows];
     let (mut loss, mut top1) = (0.0, 0usize);
@@ -70,14 +45,8 @@ pub fn nt_xent<T: Real>(z: &Tensor<T>, tau: f64, dz: &mut Tensor<T>) -> Result<N
         let pos = if i < n { i + n } else { i - n };
         let row = &sim[i * rows..(i + 1) * rows];
         let logit = |k: usize| row[k].to_f64() / tau;
-        let max = (0..rows)
-            .filter(|&k| k != i)
-            .map(logit)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let sum: f64 = (0..rows)
-            .filter(|&k| k != i)
-            .map(|k| (logit(k) - max).exp())
-            .sum();
+        let max = (0..rows).filter(|&k| k != i).map(logit).fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = (0..rows).filter(|&k| k != i).map(|k| (logit(k) - max).exp()).sum();
         let lse = max + sum.ln();
         loss += lse - logit(pos);
         if logit(pos) >= max {
@@ -91,42 +60,18 @@ pub fn nt_xent<T: Real>(z: &Tensor<T>, tau: f64, dz: &mut Tensor<T>) -> Result<N
         }
     }
     // logits = zhat zhat^T / tau  =>  dzhat = (G + G^T) zhat / tau.
-    let sym: Vec<T> = (0..rows * rows)
-        .map(|ik| T::from_f64((g[ik] + g[(ik % rows) * rows + ik / rows]) / tau))
-        .collect();
+    let sym: Vec<T> = (0..rows * rows).map(|ik| T::from_f64((g[ik] + g[(ik % rows) * rows + ik / rows]) / tau)).collect();
     let mut dzhat = vec![T::ZERO; rows * d];
-    matmul(
-        &mut dzhat,
-        &sym,
-        Layout::Normal,
-        &zhat,
-        Layout::Normal,
-        (rows, rows, d),
-        false,
-        false,
-    );
+    matmul(&mut dzhat, &sym, Layout::Normal, &zhat, Layout::Normal, (rows, rows, d), false, false);
     // Through the normalisation: dz = (dzhat - zhat (zhat . dzhat)) / |z|.
     dz.resize(z.shape());
-    for (((dzr, gr), zr), &nm) in dz
-        .data_mut()
-        .chunks_exact_mut(d)
-        .zip(dzhat.chunks_exact(d))
-        .zip(zhat.chunks_exact(d))
-        .zip(&norms)
-    {
-        let dot: f64 = gr
-            .iter()
-            .zip(zr)
-            .map(|(a, b)| a.to_f64() * b.to_f64())
-            .sum();
+    for (((dzr, gr), zr), &nm) in dz.data_mut().chunks_exact_mut(d).zip(dzhat.chunks_exact(d)).zip(zhat.chunks_exact(d)).zip(&norms) {
+        let dot: f64 = gr.iter().zip(zr).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
         for ((o, &gv), &zv) in dzr.iter_mut().zip(gr).zip(zr) {
             *o = T::from_f64((gv.to_f64() - zv.to_f64() * dot) / nm);
         }
     }
-    Ok(NtXentOutput {
-        loss: loss / rows as f64,
-        positive_top1: top1 as f64 / rows as f64,
-    })
+    Ok(NtXentOutput { loss: loss / rows as f64, positive_top1: top1 as f64 / rows as f64 })
 }
 
 #[cfg(test)]
@@ -151,11 +96,7 @@ mod tests {
                 let up = loss_only(&zp, tau);
                 zp.data_mut()[j] -= 2.0 * eps;
                 let down = loss_only(&zp, tau);
-                assert_close(
-                    &format!("dz[{j}] rows {rows} tau {tau}"),
-                    dz.data()[j],
-                    (up - down) / (2.0 * eps),
-                );
+                assert_close(&format!("dz[{j}] rows {rows} tau {tau}"), dz.data()[j], (up - down) / (2.0 * eps));
             }
         }
     }

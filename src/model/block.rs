@@ -38,43 +38,14 @@ impl<T: Real> BasicBlock<T> {
     /// A block from `cin` to `cout` channels; the first conv has `stride`. A projection shortcut
     /// is added when the stride or channel count changes. `conv_bias` gives the 3x3 convs biases
     /// (the tutorial's blocks have them; ResNet's do not).
-    pub fn new(
-        prefix: &str,
-        cin: usize,
-        cout: usize,
-        stride: usize,
-        conv_bias: bool,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    pub fn new(prefix: &str, cin: usize, cout: usize, stride: usize, conv_bias: bool, rng: &mut ChaCha8Rng) -> Self {
         let conv = |name: &str, cin, stride, rng: &mut ChaCha8Rng| {
-            Conv2d::new(
-                &format!("{prefix}.{name}"),
-                ConvSpec {
-                    cin,
-                    cout,
-                    kernel: 3,
-                    stride,
-                    padding: 1,
-                },
-                conv_bias,
-                rng,
-            )
+            Conv2d::new(&format!("{prefix}.{name}"), ConvSpec { cin, cout, kernel: 3, stride, padding: 1 }, conv_bias, rng)
         };
         let conv1 = conv("conv1", cin, stride, rng);
         let conv2 = conv("conv2", cout, 1, rng);
         let shortcut = (stride != 1 || cin != cout).then(|| Projection {
-            conv: Conv2d::new(
-                &format!("{prefix}.downsample.0"),
-                ConvSpec {
-                    cin,
-                    cout,
-                    kernel: 1,
-                    stride,
-                    padding: 0,
-                },
-                false,
-                rng,
-            ),
+            conv: Conv2d::new(&format!("{prefix}.downsample.0"), ConvSpec { cin, cout, kernel: 1, stride, padding: 0 }, false, rng),
             bn: BatchNorm::new(&format!("{prefix}.downsample.1"), cout),
             c: Tensor::default(),
             out: Tensor::default(),
@@ -113,25 +84,15 @@ impl<T: Real> BasicBlock<T> {
             }
             None => x,
         };
-        self.bn2
-            .forward(&self.c2, &mut self.out, mode, true, Some(skip))
+        self.bn2.forward(&self.c2, &mut self.out, mode, true, Some(skip))
     }
 
     /// Backward from `dy` (gradient of `output()`); accumulates parameter gradients and writes
     /// the input gradient into `dx`.
     pub fn backward(&mut self, x: &Tensor<T>, dy: &Tensor<T>, dx: &mut Tensor<T>) -> Result<()> {
-        self.bn2.backward(
-            &self.c2,
-            &self.out,
-            dy,
-            &mut self.g_a,
-            true,
-            Some(&mut self.g_skip),
-        )?;
-        self.conv2
-            .backward(&self.a1, &self.g_a, Some(&mut self.g_b))?;
-        self.bn1
-            .backward(&self.c1, &self.a1, &self.g_b, &mut self.g_a, true, None)?;
+        self.bn2.backward(&self.c2, &self.out, dy, &mut self.g_a, true, Some(&mut self.g_skip))?;
+        self.conv2.backward(&self.a1, &self.g_a, Some(&mut self.g_b))?;
+        self.bn1.backward(&self.c1, &self.a1, &self.g_b, &mut self.g_a, true, None)?;
         self.conv1.backward(x, &self.g_a, Some(dx))?;
         match &mut self.shortcut {
             Some(p) => {

@@ -43,15 +43,7 @@ enum Stage<T> {
 }
 
 impl<T: Real> Stage<T> {
-    fn conv_bn_relu(
-        prefix: &str,
-        conv: &str,
-        bn: &str,
-        spec: ConvSpec,
-        bias: bool,
-        pool: bool,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    fn conv_bn_relu(prefix: &str, conv: &str, bn: &str, spec: ConvSpec, bias: bool, pool: bool, rng: &mut ChaCha8Rng) -> Self {
         Stage::ConvBnRelu(Box::new(ConvBnRelu {
             conv: Conv2d::new(&format!("{prefix}.{conv}"), spec, bias, rng),
             bn: BatchNorm::new(&format!("{prefix}.{bn}"), spec.cout),
@@ -87,12 +79,7 @@ impl<T: Real> Stage<T> {
     }
 
     /// Backward from `dy`; writes `dx` when given.
-    fn backward(
-        &mut self,
-        x: &Tensor<T>,
-        dy: &Tensor<T>,
-        dx: Option<&mut Tensor<T>>,
-    ) -> Result<()> {
+    fn backward(&mut self, x: &Tensor<T>, dy: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
         match self {
             Stage::ConvBnRelu(s) => {
                 let s = &mut **s;
@@ -150,12 +137,7 @@ pub struct Encoder<T> {
 impl<T: Real> Encoder<T> {
     /// Builds `arch` for `size x size` images with `channels` channels, initialised from `rng`.
     /// Parameters are named `encoder.*`, as in the PyTorch modules of `python/simclr_torch.py`.
-    pub fn new(
-        arch: Architecture,
-        channels: usize,
-        size: usize,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<Self> {
+    pub fn new(arch: Architecture, channels: usize, size: usize, rng: &mut ChaCha8Rng) -> Result<Self> {
         if channels == 0 {
             bail!("encoder: input channels must be at least 1");
         }
@@ -165,32 +147,12 @@ impl<T: Real> Encoder<T> {
                 if size < 4 {
                     bail!("tutorial encoder: views must be at least 4x4 pixels, got {size}");
                 }
-                let spec = |cin, cout| ConvSpec {
-                    cin,
-                    cout,
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                };
+                let spec = |cin, cout| ConvSpec { cin, cout, kernel: 3, stride: 1, padding: 1 };
                 let stages = vec![
                     Stage::conv_bn_relu(p, "conv1", "bn1", spec(channels, 32), true, true, rng),
                     Stage::conv_bn_relu(p, "conv2", "bn2", spec(32, 64), true, true, rng),
-                    Stage::Block(Box::new(BasicBlock::new(
-                        &format!("{p}.res1"),
-                        64,
-                        64,
-                        1,
-                        true,
-                        rng,
-                    ))),
-                    Stage::Block(Box::new(BasicBlock::new(
-                        &format!("{p}.res2"),
-                        64,
-                        64,
-                        1,
-                        true,
-                        rng,
-                    ))),
+                    Stage::Block(Box::new(BasicBlock::new(&format!("{p}.res1"), 64, 64, 1, true, rng))),
+                    Stage::Block(Box::new(BasicBlock::new(&format!("{p}.res2"), 64, 64, 1, true, rng))),
                 ];
                 (stages, [size / 4, size / 4, 64])
             }
@@ -202,13 +164,7 @@ impl<T: Real> Encoder<T> {
                     p,
                     "conv1",
                     "bn1",
-                    ConvSpec {
-                        cin: channels,
-                        cout: 64,
-                        kernel: 3,
-                        stride: 1,
-                        padding: 1,
-                    },
+                    ConvSpec { cin: channels, cout: 64, kernel: 3, stride: 1, padding: 1 },
                     false,
                     false,
                     rng,
@@ -228,20 +184,11 @@ impl<T: Real> Encoder<T> {
                         cin = cout;
                     }
                 }
-                stages.push(Stage::GlobalAvgPool {
-                    out: Tensor::default(),
-                });
+                stages.push(Stage::GlobalAvgPool { out: Tensor::default() });
                 (stages, [1, 1, 512])
             }
         };
-        Ok(Encoder {
-            arch,
-            stages,
-            in_shape: [size, size, channels],
-            out_shape,
-            g_a: Tensor::default(),
-            g_b: Tensor::default(),
-        })
+        Ok(Encoder { arch, stages, in_shape: [size, size, channels], out_shape, g_a: Tensor::default(), g_b: Tensor::default() })
     }
 
     /// The architecture.
@@ -268,11 +215,7 @@ impl<T: Real> Encoder<T> {
     pub fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Result<&Tensor<T>> {
         let (_, h, w, c) = x.nhwc()?;
         if [h, w, c] != self.in_shape {
-            bail!(
-                "encoder: expected images of shape {:?} (h, w, c), got batch {:?}",
-                self.in_shape,
-                x.shape()
-            );
+            bail!("encoder: expected images of shape {:?} (h, w, c), got batch {:?}", self.in_shape, x.shape());
         }
         for i in 0..self.stages.len() {
             let (done, rest) = self.stages.split_at_mut(i);
@@ -290,36 +233,17 @@ impl<T: Real> Encoder<T> {
     /// Backward from the gradient of h (any shape with h's element count); accumulates
     /// parameter gradients and writes the input gradient when asked. `x` is the input of the
     /// last forward.
-    pub fn backward(
-        &mut self,
-        x: &Tensor<T>,
-        dh: &Tensor<T>,
-        mut dx: Option<&mut Tensor<T>>,
-    ) -> Result<()> {
-        let last_shape = self
-            .stages
-            .last()
-            .expect("encoders have stages")
-            .output()
-            .shape()
-            .to_vec();
+    pub fn backward(&mut self, x: &Tensor<T>, dh: &Tensor<T>, mut dx: Option<&mut Tensor<T>>) -> Result<()> {
+        let last_shape = self.stages.last().expect("encoders have stages").output().shape().to_vec();
         self.g_a.resize(&last_shape);
         if dh.len() != self.g_a.len() {
-            bail!(
-                "encoder: gradient of h has shape {:?}, expected {:?}",
-                dh.shape(),
-                last_shape
-            );
+            bail!("encoder: gradient of h has shape {:?}, expected {:?}", dh.shape(), last_shape);
         }
         self.g_a.data_mut().copy_from_slice(dh.data());
         for i in (0..self.stages.len()).rev() {
             let (done, rest) = self.stages.split_at_mut(i);
             let input = done.last().map_or(x, |s| s.output());
-            let dx = if i > 0 {
-                Some(&mut self.g_b)
-            } else {
-                dx.as_deref_mut()
-            };
+            let dx = if i > 0 { Some(&mut self.g_b) } else { dx.as_deref_mut() };
             rest[0].backward(input, &self.g_a, dx)?;
             std::mem::swap(&mut self.g_a, &mut self.g_b);
         }
@@ -387,9 +311,7 @@ mod tests {
         // torchvision's resnet18 has 11,689,512 parameters; without its fc (513,000) and with a
         // 3x3 stem instead of 7x7 (9,408 -> 1,728): 11,168,832.
         assert_eq!(count, 11_168_832);
-        let out = r18
-            .forward(&Tensor::zeros(&[2, 32, 32, 3]), Mode::Train)
-            .unwrap();
+        let out = r18.forward(&Tensor::zeros(&[2, 32, 32, 3]), Mode::Train).unwrap();
         assert_eq!(out.shape(), &[2, 512]);
     }
 
@@ -397,13 +319,7 @@ mod tests {
     fn wrong_image_shape_is_an_error() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut enc = Encoder::<f32>::new(Architecture::Tutorial, 1, 24, &mut rng).unwrap();
-        let err = enc
-            .forward(&Tensor::zeros(&[2, 28, 28, 1]), Mode::Train)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("[24, 24, 1]") && err.contains("[2, 28, 28, 1]"),
-            "{err}"
-        );
+        let err = enc.forward(&Tensor::zeros(&[2, 28, 28, 1]), Mode::Train).unwrap_err().to_string();
+        assert!(err.contains("[24, 24, 1]") && err.contains("[2, 28, 28, 1]"), "{err}");
     }
 }

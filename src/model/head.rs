@@ -29,12 +29,7 @@ pub struct ProjectionHead<T> {
 impl<T: Real> ProjectionHead<T> {
     /// A head from the encoder's feature map `[h, w, c]` through `widths` (the last is z's size).
     /// With `batch_norm`, hidden layers get BatchNorm1d and no linear bias (SimCLRv2).
-    pub fn new(
-        feature_map: [usize; 3],
-        widths: &[usize],
-        batch_norm: bool,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<Self> {
+    pub fn new(feature_map: [usize; 3], widths: &[usize], batch_norm: bool, rng: &mut ChaCha8Rng) -> Result<Self> {
         if widths.is_empty() || widths.contains(&0) {
             bail!("projection head: widths must be a non-empty list of positive sizes, got {widths:?}");
         }
@@ -46,11 +41,8 @@ impl<T: Real> ProjectionHead<T> {
             let last = i + 1 == widths.len();
             let bn = batch_norm && !last;
             let name = format!("head.{index}");
-            let layout = if i == 0 && h * w > 1 {
-                TorchLayout::LinearFromNhwc { out, h, w, c }
-            } else {
-                TorchLayout::Same(vec![out, fan_in])
-            };
+            let layout =
+                if i == 0 && h * w > 1 { TorchLayout::LinearFromNhwc { out, h, w, c } } else { TorchLayout::Same(vec![out, fan_in]) };
             let linear = Linear::with_layout(&name, layout, !bn, rng);
             index += 1;
             let bn = bn.then(|| {
@@ -60,29 +52,15 @@ impl<T: Real> ProjectionHead<T> {
             if !last {
                 index += 1; // ReLU
             }
-            layers.push(HeadLayer {
-                linear,
-                bn,
-                relu: !last,
-                y: Tensor::default(),
-                a: Tensor::default(),
-                g: Tensor::default(),
-            });
+            layers.push(HeadLayer { linear, bn, relu: !last, y: Tensor::default(), a: Tensor::default(), g: Tensor::default() });
             fan_in = out;
         }
-        Ok(ProjectionHead {
-            layers,
-            g_a: Tensor::default(),
-        })
+        Ok(ProjectionHead { layers, g_a: Tensor::default() })
     }
 
     /// z's size.
     pub fn out_dim(&self) -> usize {
-        self.layers
-            .last()
-            .expect("heads have layers")
-            .linear
-            .fan_out
+        self.layers.last().expect("heads have layers").linear.fan_out
     }
 
     fn layer_output(l: &HeadLayer<T>) -> &Tensor<T> {
@@ -106,9 +84,7 @@ impl<T: Real> ProjectionHead<T> {
                 None => {}
             }
         }
-        Ok(Self::layer_output(
-            self.layers.last().expect("heads have layers"),
-        ))
+        Ok(Self::layer_output(self.layers.last().expect("heads have layers")))
     }
 
     /// Backward from dz; accumulates parameter gradients and writes dh (shaped like h).
@@ -167,13 +143,7 @@ mod tests {
     #[test]
     fn gradients_plain_and_batch_norm_heads() {
         for bn in [false, true] {
-            let mut head = ProjectionHead::<f64>::new(
-                [2, 2, 3],
-                &[7, 6, 4],
-                bn,
-                &mut ChaCha8Rng::seed_from_u64(6),
-            )
-            .unwrap();
+            let mut head = ProjectionHead::<f64>::new([2, 2, 3], &[7, 6, 4], bn, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
             let x = random_tensor(&[5, 2, 2, 3], 41);
             check_layer(
                 &x,
@@ -186,13 +156,7 @@ mod tests {
 
     #[test]
     fn sequential_names() {
-        let mut head = ProjectionHead::<f32>::new(
-            [6, 6, 64],
-            &[256, 256, 128],
-            true,
-            &mut ChaCha8Rng::seed_from_u64(6),
-        )
-        .unwrap();
+        let mut head = ProjectionHead::<f32>::new([6, 6, 64], &[256, 256, 128], true, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
         let mut names = Vec::new();
         head.visit_params(&mut |p| names.push(p.name.clone()));
         assert_eq!(

@@ -43,18 +43,8 @@ impl<T: Real> Net<T> {
     pub fn new(spec: &NetSpec, seed: u64) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let encoder = Encoder::new(spec.architecture, spec.channels, spec.size, &mut rng)?;
-        let head = ProjectionHead::new(
-            encoder.feature_map_shape(),
-            &spec.head_widths,
-            spec.head_batch_norm,
-            &mut rng,
-        )?;
-        Ok(Net {
-            spec: spec.clone(),
-            encoder,
-            head,
-            dh: Tensor::default(),
-        })
+        let head = ProjectionHead::new(encoder.feature_map_shape(), &spec.head_widths, spec.head_batch_norm, &mut rng)?;
+        Ok(Net { spec: spec.clone(), encoder, head, dh: Tensor::default() })
     }
 
     /// Runs encoder and head on `x`; returns z. h stays available through `encoder`'s output.
@@ -72,12 +62,7 @@ impl<T: Real> Net<T> {
     }
 
     /// Backward from dz for the last forward on `x`; accumulates all parameter gradients.
-    pub fn backward(
-        &mut self,
-        x: &Tensor<T>,
-        dz: &Tensor<T>,
-        dx: Option<&mut Tensor<T>>,
-    ) -> Result<()> {
+    pub fn backward(&mut self, x: &Tensor<T>, dz: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
         let mut dh = std::mem::take(&mut self.dh);
         let h = self.encoder.forward_output();
         let t = profile::scope(|| "head backward".into());
@@ -120,13 +105,7 @@ mod tests {
     use crate::nn::gradcheck::{check_layer_probing, random_tensor};
 
     fn spec(size: usize) -> NetSpec {
-        NetSpec {
-            architecture: Architecture::Tutorial,
-            channels: 1,
-            size,
-            head_widths: vec![16, 8],
-            head_batch_norm: true,
-        }
+        NetSpec { architecture: Architecture::Tutorial, channels: 1, size, head_widths: vec![16, 8], head_batch_norm: true }
     }
 
     #[test]

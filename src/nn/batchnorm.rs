@@ -43,18 +43,8 @@ impl<T: Real> BatchNorm<T> {
     pub fn new(prefix: &str, channels: usize) -> Self {
         BatchNorm {
             prefix: prefix.to_string(),
-            weight: Param::filled(
-                format!("{prefix}.weight"),
-                TorchLayout::Same(vec![channels]),
-                1.0,
-                ParamKind::NoDecay,
-            ),
-            bias: Param::filled(
-                format!("{prefix}.bias"),
-                TorchLayout::Same(vec![channels]),
-                0.0,
-                ParamKind::NoDecay,
-            ),
+            weight: Param::filled(format!("{prefix}.weight"), TorchLayout::Same(vec![channels]), 1.0, ParamKind::NoDecay),
+            bias: Param::filled(format!("{prefix}.bias"), TorchLayout::Same(vec![channels]), 0.0, ParamKind::NoDecay),
             running_mean: vec![T::ZERO; channels],
             running_var: vec![T::ONE; channels],
             num_batches_tracked: 0,
@@ -72,12 +62,7 @@ impl<T: Real> BatchNorm<T> {
     fn rows(&self, x: &Tensor<T>) -> Result<usize> {
         let c = self.channels();
         if x.shape().last() != Some(&c) {
-            bail!(
-                "batch-norm {}: expected {} channels in the last dimension, got shape {:?}",
-                self.prefix,
-                c,
-                x.shape()
-            );
+            bail!("batch-norm {}: expected {} channels in the last dimension, got shape {:?}", self.prefix, c, x.shape());
         }
         Ok(x.len() / c)
     }
@@ -85,12 +70,7 @@ impl<T: Real> BatchNorm<T> {
     /// Sets the statistics used for normalising (batch ones in training, which also updates the
     /// running ones; running ones in eval) and returns the per-channel affine map
     /// `y = x * scale + shift` they give.
-    pub(crate) fn set_statistics(
-        &mut self,
-        x: &Tensor<T>,
-        rows: usize,
-        mode: Mode,
-    ) -> Result<(Vec<T>, Vec<T>)> {
+    pub(crate) fn set_statistics(&mut self, x: &Tensor<T>, rows: usize, mode: Mode) -> Result<(Vec<T>, Vec<T>)> {
         let c = self.channels();
         match mode {
             Mode::Train => {
@@ -113,18 +93,13 @@ impl<T: Real> BatchNorm<T> {
             Mode::Eval => {
                 for ch in 0..c {
                     self.mean[ch] = self.running_mean[ch];
-                    self.invstd[ch] =
-                        T::from_f64(1.0 / (self.running_var[ch].to_f64() + BN_EPS).sqrt());
+                    self.invstd[ch] = T::from_f64(1.0 / (self.running_var[ch].to_f64() + BN_EPS).sqrt());
                 }
             }
         }
         self.last_mode = mode;
-        let scale: Vec<T> = (0..c)
-            .map(|ch| self.weight.value[ch] * self.invstd[ch])
-            .collect();
-        let shift: Vec<T> = (0..c)
-            .map(|ch| self.bias.value[ch] - self.mean[ch] * scale[ch])
-            .collect();
+        let scale: Vec<T> = (0..c).map(|ch| self.weight.value[ch] * self.invstd[ch]).collect();
+        let shift: Vec<T> = (0..c).map(|ch| self.bias.value[ch] - self.mean[ch] * scale[ch]).collect();
         Ok((scale, shift))
     }
 
@@ -143,51 +118,36 @@ impl<T: Real> BatchNorm<T> {
 
     /// `y = act(gamma * (x - mean) / sqrt(var + eps) + beta + skip)` with batch statistics in
     /// training mode (which also updates the running statistics) and running ones in eval mode.
-    pub fn forward(
-        &mut self,
-        x: &Tensor<T>,
-        y: &mut Tensor<T>,
-        mode: Mode,
-        relu: bool,
-        skip: Option<&Tensor<T>>,
-    ) -> Result<()> {
+    pub fn forward(&mut self, x: &Tensor<T>, y: &mut Tensor<T>, mode: Mode, relu: bool, skip: Option<&Tensor<T>>) -> Result<()> {
         let _t = profile::scope(|| format!("{} forward", self.prefix));
         let rows = self.rows(x)?;
         let c = self.channels();
         if let Some(s) = skip {
-            check_shape(
-                &format!("batch-norm {} residual", self.prefix),
-                s.shape(),
-                x.shape(),
-            )?;
+            check_shape(&format!("batch-norm {} residual", self.prefix), s.shape(), x.shape())?;
         }
         let (scale, shift) = self.set_statistics(x, rows, mode)?;
         y.resize(x.shape());
         let chunk = CHUNK_ROWS * c;
         let skip = skip.map(|s| s.data());
-        y.data_mut()
-            .par_chunks_mut(chunk)
-            .zip(x.data().par_chunks(chunk))
-            .enumerate()
-            .for_each(|(i, (yc, xc))| {
-                let sc = skip.map(|s| &s[i * chunk..i * chunk + xc.len()]);
-                let (scale, shift) = (&scale[..c], &shift[..c]);
-                for (r, (yr, xr)) in yc.chunks_exact_mut(c).zip(xc.chunks_exact(c)).enumerate() {
-                    for ch in 0..c {
-                        yr[ch] = xr[ch] * scale[ch] + shift[ch];
-                    }
-                    if let Some(s) = sc {
-                        for (v, &k) in yr.iter_mut().zip(&s[r * c..(r + 1) * c]) {
-                            *v += k;
-                        }
-                    }
-                    if relu {
-                        for v in yr.iter_mut() {
-                            *v = v.max(T::ZERO);
-                        }
+        y.data_mut().par_chunks_mut(chunk).zip(x.data().par_chunks(chunk)).enumerate().for_each(|(i, (yc, xc))| {
+            let sc = skip.map(|s| &s[i * chunk..i * chunk + xc.len()]);
+            let (scale, shift) = (&scale[..c], &shift[..c]);
+            for (r, (yr, xr)) in yc.chunks_exact_mut(c).zip(xc.chunks_exact(c)).enumerate() {
+                for ch in 0..c {
+                    yr[ch] = xr[ch] * scale[ch] + shift[ch];
+                }
+                if let Some(s) = sc {
+                    for (v, &k) in yr.iter_mut().zip(&s[r * c..(r + 1) * c]) {
+                        *v += k;
                     }
                 }
-            });
+                if relu {
+                    for v in yr.iter_mut() {
+                        *v = v.max(T::ZERO);
+                    }
+                }
+            }
+        });
         Ok(())
     }
 
@@ -204,11 +164,7 @@ impl<T: Real> BatchNorm<T> {
     ) -> Result<()> {
         let _t = profile::scope(|| format!("{} backward", self.prefix));
         let rows = self.rows(x)?;
-        check_shape(
-            &format!("batch-norm {} output gradient", self.prefix),
-            dy.shape(),
-            x.shape(),
-        )?;
+        check_shape(&format!("batch-norm {} output gradient", self.prefix), dy.shape(), x.shape())?;
         let c = self.channels();
         let chunk = CHUNK_ROWS * c;
         let (mean, invstd) = (&self.mean, &self.invstd);
@@ -222,11 +178,7 @@ impl<T: Real> BatchNorm<T> {
                 let mut lg = vec![T::ZERO; c];
                 let mut lgx = vec![T::ZERO; c];
                 let (a, b, mean, invstd) = (&mut lg[..c], &mut lgx[..c], &mean[..c], &invstd[..c]);
-                for ((xr, yr), dr) in xc
-                    .chunks_exact(c)
-                    .zip(yc.chunks_exact(c))
-                    .zip(dyc.chunks_exact(c))
-                {
+                for ((xr, yr), dr) in xc.chunks_exact(c).zip(yc.chunks_exact(c)).zip(dyc.chunks_exact(c)) {
                     for ch in 0..c {
                         let g = gate(yr[ch], dr[ch]);
                         a[ch] += g;
@@ -245,22 +197,15 @@ impl<T: Real> BatchNorm<T> {
         // gamma * invstd * g in eval mode (the statistics are constants there).
         let train = self.last_mode == Mode::Train;
         let n = rows as f64;
-        let k: Vec<T> = (0..c)
-            .map(|ch| self.weight.value[ch] * invstd[ch])
-            .collect();
-        let mg: Vec<T> = (0..c)
-            .map(|ch| T::from_f64(if train { sum_g[ch] / n } else { 0.0 }))
-            .collect();
-        let mgx: Vec<T> = (0..c)
-            .map(|ch| T::from_f64(if train { sum_gx[ch] / n } else { 0.0 }))
-            .collect();
+        let k: Vec<T> = (0..c).map(|ch| self.weight.value[ch] * invstd[ch]).collect();
+        let mg: Vec<T> = (0..c).map(|ch| T::from_f64(if train { sum_g[ch] / n } else { 0.0 })).collect();
+        let mgx: Vec<T> = (0..c).map(|ch| T::from_f64(if train { sum_gx[ch] / n } else { 0.0 })).collect();
         dx.resize(x.shape());
         let mut dskip = dskip;
         if let Some(d) = dskip.as_deref_mut() {
             d.resize(x.shape());
         }
-        let dskip_chunks: Option<Vec<&mut [T]>> =
-            dskip.map(|d| d.data_mut().chunks_mut(chunk).collect());
+        let dskip_chunks: Option<Vec<&mut [T]>> = dskip.map(|d| d.data_mut().chunks_mut(chunk).collect());
         let mut skips: Vec<Option<&mut [T]>> = match dskip_chunks {
             Some(v) => v.into_iter().map(Some).collect(),
             None => (0..x.len().div_ceil(chunk)).map(|_| None).collect(),
@@ -268,20 +213,11 @@ impl<T: Real> BatchNorm<T> {
         dx.data_mut()
             .par_chunks_mut(chunk)
             .zip(skips.par_iter_mut())
-            .zip(
-                x.data()
-                    .par_chunks(chunk)
-                    .zip(y.data().par_chunks(chunk).zip(dy.data().par_chunks(chunk))),
-            )
+            .zip(x.data().par_chunks(chunk).zip(y.data().par_chunks(chunk).zip(dy.data().par_chunks(chunk))))
             .for_each(|((dxc, sk), (xc, (yc, dyc)))| {
-                let (k, mg, mgx, mean, invstd) =
-                    (&k[..c], &mg[..c], &mgx[..c], &mean[..c], &invstd[..c]);
-                for (r, (((dxr, xr), yr), dr)) in dxc
-                    .chunks_exact_mut(c)
-                    .zip(xc.chunks_exact(c))
-                    .zip(yc.chunks_exact(c))
-                    .zip(dyc.chunks_exact(c))
-                    .enumerate()
+                let (k, mg, mgx, mean, invstd) = (&k[..c], &mg[..c], &mgx[..c], &mean[..c], &invstd[..c]);
+                for (r, (((dxr, xr), yr), dr)) in
+                    dxc.chunks_exact_mut(c).zip(xc.chunks_exact(c)).zip(yc.chunks_exact(c)).zip(dyc.chunks_exact(c)).enumerate()
                 {
                     for ch in 0..c {
                         let g = gate(yr[ch], dr[ch]);
@@ -300,10 +236,7 @@ impl<T: Real> BatchNorm<T> {
 }
 
 /// Adds per-chunk pairs of per-channel sums in chunk order, in f64 (deterministic).
-pub(crate) fn sum_in_order<T: Real>(
-    partials: &[(Vec<T>, Vec<T>)],
-    c: usize,
-) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn sum_in_order<T: Real>(partials: &[(Vec<T>, Vec<T>)], c: usize) -> (Vec<f64>, Vec<f64>) {
     let mut a = vec![0.0f64; c];
     let mut b = vec![0.0f64; c];
     for (pa, pb) in partials {
@@ -339,9 +272,7 @@ fn channel_mean_var<T: Real>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
     let (s1, s2) = sum_in_order(&partials, c);
     let n = rows as f64;
     let mean = (0..c).map(|ch| shift[ch].to_f64() + s1[ch] / n).collect();
-    let var = (0..c)
-        .map(|ch| (s2[ch] / n - (s1[ch] / n).powi(2)).max(0.0))
-        .collect();
+    let var = (0..c).map(|ch| (s2[ch] / n - (s1[ch] / n).powi(2)).max(0.0)).collect();
     (mean, var)
 }
 
@@ -442,9 +373,6 @@ mod tests {
     fn variance_is_accurate_far_from_zero() {
         let x: Vec<f32> = (0..4096).map(|i| 1.0e4 + (i % 2) as f32).collect();
         let (mean, var) = channel_mean_var(&x, 1);
-        assert!(
-            (mean[0] - 10000.5).abs() < 1e-6 && (var[0] - 0.25).abs() < 1e-6,
-            "{mean:?} {var:?}"
-        );
+        assert!((mean[0] - 10000.5).abs() < 1e-6 && (var[0] - 0.25).abs() < 1e-6, "{mean:?} {var:?}");
     }
 }

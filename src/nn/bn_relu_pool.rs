@@ -35,32 +35,18 @@ fn pick<T: Real>(a: u8, v0: T, v1: T, v2: T, v3: T) -> T {
 impl<T: Real> BatchNorm<T> {
     /// `y[n, h/2, w/2, c] = maxpool2x2(relu(bn(x[n, h, w, c])))`; `argmax` receives, per output
     /// value, which of the window's four positions (row-major) was the maximum.
-    pub fn forward_relu_maxpool(
-        &mut self,
-        x: &Tensor<T>,
-        y: &mut Tensor<T>,
-        argmax: &mut Vec<u8>,
-        mode: Mode,
-    ) -> Result<()> {
+    pub fn forward_relu_maxpool(&mut self, x: &Tensor<T>, y: &mut Tensor<T>, argmax: &mut Vec<u8>, mode: Mode) -> Result<()> {
         let _t = profile::scope(|| format!("{} +relu+pool forward", self.prefix));
         let (n, h, w, c) = x.nhwc()?;
         if c != self.channels() || h < 2 || w < 2 {
-            bail!(
-                "batch-norm {} + max-pool: expected [n, h >= 2, w >= 2, {}], got shape {:?}",
-                self.prefix,
-                self.channels(),
-                x.shape()
-            );
+            bail!("batch-norm {} + max-pool: expected [n, h >= 2, w >= 2, {}], got shape {:?}", self.prefix, self.channels(), x.shape());
         }
         let (scale, shift) = self.set_statistics(x, n * h * w, mode)?;
         let (ho, wo) = (h / 2, w / 2);
         y.resize(&[n, ho, wo, c]);
         argmax.resize(y.len(), 0);
-        y.data_mut()
-            .par_chunks_mut(ho * wo * c)
-            .zip(argmax.par_chunks_mut(ho * wo * c))
-            .zip(x.data().par_chunks(h * w * c))
-            .for_each(|((yi, ai), xi)| {
+        y.data_mut().par_chunks_mut(ho * wo * c).zip(argmax.par_chunks_mut(ho * wo * c)).zip(x.data().par_chunks(h * w * c)).for_each(
+            |((yi, ai), xi)| {
                 let (scale, shift) = (&scale[..c], &shift[..c]);
                 for oy in 0..ho {
                     for ox in 0..wo {
@@ -69,12 +55,7 @@ impl<T: Real> BatchNorm<T> {
                         let (yo, ao) = (&mut yi[o..o + c], &mut ai[o..o + c]);
                         for ch in 0..c {
                             let (s, t) = (scale[ch], shift[ch]);
-                            let (v0, v1, v2, v3) = (
-                                r0[ch] * s + t,
-                                r1[ch] * s + t,
-                                r2[ch] * s + t,
-                                r3[ch] * s + t,
-                            );
+                            let (v0, v1, v2, v3) = (r0[ch] * s + t, r1[ch] * s + t, r2[ch] * s + t, r3[ch] * s + t);
                             // Strict comparisons: ties go to the earlier position, as in PyTorch.
                             let (m01, a01) = if v1 > v0 { (v1, 1) } else { (v0, 0) };
                             let (m23, a23) = if v3 > v2 { (v3, 3) } else { (v2, 2) };
@@ -84,28 +65,18 @@ impl<T: Real> BatchNorm<T> {
                         }
                     }
                 }
-            });
+            },
+        );
         Ok(())
     }
 
     /// Backward of `forward_relu_maxpool` from `dy` (gradient of the pooled output `y`):
     /// accumulates the gamma and beta gradients and writes dx.
-    pub fn backward_relu_maxpool(
-        &mut self,
-        x: &Tensor<T>,
-        y: &Tensor<T>,
-        argmax: &[u8],
-        dy: &Tensor<T>,
-        dx: &mut Tensor<T>,
-    ) -> Result<()> {
+    pub fn backward_relu_maxpool(&mut self, x: &Tensor<T>, y: &Tensor<T>, argmax: &[u8], dy: &Tensor<T>, dx: &mut Tensor<T>) -> Result<()> {
         let _t = profile::scope(|| format!("{} +relu+pool backward", self.prefix));
         let (n, h, w, c) = x.nhwc()?;
         let (ho, wo) = (h / 2, w / 2);
-        check_shape(
-            &format!("batch-norm {} + max-pool output gradient", self.prefix),
-            dy.shape(),
-            &[n, ho, wo, c],
-        )?;
+        check_shape(&format!("batch-norm {} + max-pool output gradient", self.prefix), dy.shape(), &[n, ho, wo, c])?;
         let (mean, invstd, train) = self.last_statistics();
         let (mean, invstd) = (mean.to_vec(), invstd.to_vec());
         let out_len = ho * wo * c;
@@ -113,25 +84,14 @@ impl<T: Real> BatchNorm<T> {
         let partials: Vec<(Vec<T>, Vec<T>)> = x
             .data()
             .par_chunks(h * w * c)
-            .zip(
-                y.data().par_chunks(out_len).zip(
-                    dy.data()
-                        .par_chunks(out_len)
-                        .zip(argmax.par_chunks(out_len)),
-                ),
-            )
+            .zip(y.data().par_chunks(out_len).zip(dy.data().par_chunks(out_len).zip(argmax.par_chunks(out_len))))
             .map(|(xi, (yi, (gi, ai)))| {
                 let mut sg = vec![T::ZERO; c];
                 let mut sgx = vec![T::ZERO; c];
-                let (sg_, sgx_, mean, invstd) =
-                    (&mut sg[..c], &mut sgx[..c], &mean[..c], &invstd[..c]);
+                let (sg_, sgx_, mean, invstd) = (&mut sg[..c], &mut sgx[..c], &mean[..c], &invstd[..c]);
                 for o in 0..ho * wo {
                     let [r0, r1, r2, r3] = window_rows(xi, w, c, o / wo, o % wo);
-                    let (yo, go, ao) = (
-                        &yi[o * c..(o + 1) * c],
-                        &gi[o * c..(o + 1) * c],
-                        &ai[o * c..(o + 1) * c],
-                    );
+                    let (yo, go, ao) = (&yi[o * c..(o + 1) * c], &gi[o * c..(o + 1) * c], &ai[o * c..(o + 1) * c]);
                     for ch in 0..c {
                         let xv = pick(ao[ch], r0[ch], r1[ch], r2[ch], r3[ch]);
                         let g = if yo[ch] > T::ZERO { go[ch] } else { T::ZERO };
@@ -146,35 +106,17 @@ impl<T: Real> BatchNorm<T> {
         self.add_affine_grads(&sum_g, &sum_gx);
         // Pass 2: dx = k (g - mean(g) - xhat mean(g xhat)), with g zero off the maxima.
         let rows = (n * h * w) as f64;
-        let k: Vec<T> = (0..c)
-            .map(|ch| self.weight.value[ch] * invstd[ch])
-            .collect();
+        let k: Vec<T> = (0..c).map(|ch| self.weight.value[ch] * invstd[ch]).collect();
         let (mg, mgx): (Vec<T>, Vec<T>) = (0..c)
-            .map(|ch| {
-                if train {
-                    (
-                        T::from_f64(sum_g[ch] / rows),
-                        T::from_f64(sum_gx[ch] / rows),
-                    )
-                } else {
-                    (T::ZERO, T::ZERO)
-                }
-            })
+            .map(|ch| if train { (T::from_f64(sum_g[ch] / rows), T::from_f64(sum_gx[ch] / rows)) } else { (T::ZERO, T::ZERO) })
             .unzip();
         dx.resize(x.shape());
         dx.data_mut()
             .par_chunks_mut(h * w * c)
             .zip(x.data().par_chunks(h * w * c))
-            .zip(
-                y.data().par_chunks(out_len).zip(
-                    dy.data()
-                        .par_chunks(out_len)
-                        .zip(argmax.par_chunks(out_len)),
-                ),
-            )
+            .zip(y.data().par_chunks(out_len).zip(dy.data().par_chunks(out_len).zip(argmax.par_chunks(out_len))))
             .for_each(|((dxi, xi), (yi, (gi, ai)))| {
-                let (k, mg, mgx, mean, invstd) =
-                    (&k[..c], &mg[..c], &mgx[..c], &mean[..c], &invstd[..c]);
+                let (k, mg, mgx, mean, invstd) = (&k[..c], &mg[..c], &mgx[..c], &mean[..c], &invstd[..c]);
                 let base = |dr: &mut [T], xr: &[T]| {
                     for ch in 0..c {
                         dr[ch] = -k[ch] * (mg[ch] + (xr[ch] - mean[ch]) * invstd[ch] * mgx[ch]);
@@ -217,8 +159,7 @@ mod tests {
         let x = random_tensor(&[2, 5, 4, 3], 51);
         let (mut a, mut b) = (bn(), bn());
         let (mut fused, mut arg) = (Tensor::default(), Vec::new());
-        a.forward_relu_maxpool(&x, &mut fused, &mut arg, Mode::Train)
-            .unwrap();
+        a.forward_relu_maxpool(&x, &mut fused, &mut arg, Mode::Train).unwrap();
         let (mut act, mut pooled) = (Tensor::default(), Tensor::default());
         b.forward(&x, &mut act, Mode::Train, true, None).unwrap();
         MaxPool2d::new(2, 2).forward(&act, &mut pooled).unwrap();
@@ -239,8 +180,7 @@ mod tests {
                 |b, x, y| b.forward_relu_maxpool(x, y, &mut arg, mode).unwrap(),
                 |b, x, y, dy, dx| {
                     let mut arg = Vec::new();
-                    b.forward_relu_maxpool(x, &mut Tensor::default(), &mut arg, mode)
-                        .unwrap();
+                    b.forward_relu_maxpool(x, &mut Tensor::default(), &mut arg, mode).unwrap();
                     b.backward_relu_maxpool(x, y, &arg, dy, dx).unwrap()
                 },
             );

@@ -70,66 +70,23 @@ impl<T: Real> Conv2d<T> {
     pub fn new(name: &str, spec: ConvSpec, bias: bool, rng: &mut ChaCha8Rng) -> Self {
         let fan_in = spec.patch_len();
         let bound = 1.0 / (fan_in as f64).sqrt();
-        let layout = TorchLayout::Conv {
-            cout: spec.cout,
-            k: spec.kernel,
-            cin: spec.cin,
-        };
-        let weight = Param::uniform(
-            format!("{name}.weight"),
-            layout,
-            bound,
-            ParamKind::Weight,
-            rng,
-        );
-        let bias = bias.then(|| {
-            Param::uniform(
-                format!("{name}.bias"),
-                TorchLayout::Same(vec![spec.cout]),
-                bound,
-                ParamKind::NoDecay,
-                rng,
-            )
-        });
-        let algorithm = if fan_in <= DIRECT_MAX_PATCH {
-            ConvAlgorithm::Direct
-        } else {
-            ConvAlgorithm::Im2colGemm
-        };
-        Conv2d {
-            spec,
-            algorithm,
-            weight,
-            bias,
-        }
+        let layout = TorchLayout::Conv { cout: spec.cout, k: spec.kernel, cin: spec.cin };
+        let weight = Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng);
+        let bias = bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![spec.cout]), bound, ParamKind::NoDecay, rng));
+        let algorithm = if fan_in <= DIRECT_MAX_PATCH { ConvAlgorithm::Direct } else { ConvAlgorithm::Im2colGemm };
+        Conv2d { spec, algorithm, weight, bias }
     }
 
     /// Output shape for an input shape, or an error naming both.
     pub fn out_shape(&self, x: &Tensor<T>) -> Result<[usize; 4]> {
         let (n, h, w, c) = x.nhwc()?;
         if c != self.spec.cin {
-            bail!(
-                "conv {}: expected {} input channels, got shape {:?}",
-                self.weight.name,
-                self.spec.cin,
-                x.shape()
-            );
+            bail!("conv {}: expected {} input channels, got shape {:?}", self.weight.name, self.spec.cin, x.shape());
         }
-        if h + 2 * self.spec.padding < self.spec.kernel
-            || w + 2 * self.spec.padding < self.spec.kernel
-        {
-            bail!(
-                "conv {}: input {:?} smaller than the kernel",
-                self.weight.name,
-                x.shape()
-            );
+        if h + 2 * self.spec.padding < self.spec.kernel || w + 2 * self.spec.padding < self.spec.kernel {
+            bail!("conv {}: input {:?} smaller than the kernel", self.weight.name, x.shape());
         }
-        Ok([
-            n,
-            self.spec.out_size(h),
-            self.spec.out_size(w),
-            self.spec.cout,
-        ])
+        Ok([n, self.spec.out_size(h), self.spec.out_size(w), self.spec.cout])
     }
 
     fn images_per_chunk(&self, ho: usize, wo: usize) -> usize {
@@ -138,8 +95,7 @@ impl<T: Real> Conv2d<T> {
 
     /// `y[n, ho, wo, cout] = conv(x[n, h, w, cin]) + bias`.
     pub fn forward(&self, x: &Tensor<T>, y: &mut Tensor<T>) -> Result<()> {
-        let _t =
-            profile::scope(|| format!("{} forward", self.weight.name.trim_end_matches(".weight")));
+        let _t = profile::scope(|| format!("{} forward", self.weight.name.trim_end_matches(".weight")));
         let out = self.out_shape(x)?;
         y.resize(&out);
         let [_, ho, wo, cout] = out;
@@ -148,60 +104,30 @@ impl<T: Real> Conv2d<T> {
         let (in_len, out_len) = (h * w * cin, ho * wo * cout);
         let k = self.spec.patch_len();
         let xs = x.data();
-        let wt = (self.algorithm == ConvAlgorithm::Direct)
-            .then(|| transpose(&self.weight.value, cout, k));
-        y.data_mut()
-            .par_chunks_mut(per * out_len)
-            .enumerate()
-            .for_each_init(Vec::new, |col, (ci, ychunk)| {
-                let imgs = ychunk.len() / out_len;
-                let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
-                if let Some(wt) = &wt {
-                    return conv_direct::forward_chunk(
-                        &self.spec,
-                        xchunk,
-                        (h, w),
-                        wt,
-                        self.bias.as_ref().map(|b| b.value.as_slice()),
-                        ychunk,
-                    );
+        let wt = (self.algorithm == ConvAlgorithm::Direct).then(|| transpose(&self.weight.value, cout, k));
+        y.data_mut().par_chunks_mut(per * out_len).enumerate().for_each_init(Vec::new, |col, (ci, ychunk)| {
+            let imgs = ychunk.len() / out_len;
+            let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
+            if let Some(wt) = &wt {
+                return conv_direct::forward_chunk(&self.spec, xchunk, (h, w), wt, self.bias.as_ref().map(|b| b.value.as_slice()), ychunk);
+            }
+            let pixels = imgs * ho * wo;
+            im2col(&self.spec, xchunk, imgs, h, w, col);
+            if let Some(b) = &self.bias {
+                for row in ychunk.chunks_exact_mut(cout) {
+                    row.copy_from_slice(&b.value);
                 }
-                let pixels = imgs * ho * wo;
-                im2col(&self.spec, xchunk, imgs, h, w, col);
-                if let Some(b) = &self.bias {
-                    for row in ychunk.chunks_exact_mut(cout) {
-                        row.copy_from_slice(&b.value);
-                    }
-                }
-                matmul(
-                    ychunk,
-                    col,
-                    Layout::Normal,
-                    &self.weight.value,
-                    Layout::Transposed,
-                    (pixels, k, cout),
-                    self.bias.is_some(),
-                    false,
-                );
-            });
+            }
+            matmul(ychunk, col, Layout::Normal, &self.weight.value, Layout::Transposed, (pixels, k, cout), self.bias.is_some(), false);
+        });
         Ok(())
     }
 
     /// Accumulates dW and db from `x` and `dy`; writes dx when asked.
-    pub fn backward(
-        &mut self,
-        x: &Tensor<T>,
-        dy: &Tensor<T>,
-        dx: Option<&mut Tensor<T>>,
-    ) -> Result<()> {
-        let _t =
-            profile::scope(|| format!("{} backward", self.weight.name.trim_end_matches(".weight")));
+    pub fn backward(&mut self, x: &Tensor<T>, dy: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
+        let _t = profile::scope(|| format!("{} backward", self.weight.name.trim_end_matches(".weight")));
         let out = self.out_shape(x)?;
-        super::tensor::check_shape(
-            &format!("conv {} output gradient", self.weight.name),
-            dy.shape(),
-            &out,
-        )?;
+        super::tensor::check_shape(&format!("conv {} output gradient", self.weight.name), dy.shape(), &out)?;
         let [_, ho, wo, cout] = out;
         let (n, h, w, cin) = x.nhwc()?;
         let per = self.images_per_chunk(ho, wo);
@@ -211,11 +137,7 @@ impl<T: Real> Conv2d<T> {
         let wv = &self.weight.value;
         let has_bias = self.bias.is_some();
         let direct = self.algorithm == ConvAlgorithm::Direct;
-        let wt = if direct {
-            transpose(wv, cout, k)
-        } else {
-            Vec::new()
-        };
+        let wt = if direct { transpose(wv, cout, k) } else { Vec::new() };
         let (xs, dys) = (x.data(), dy.data());
         let nchunks = n.div_ceil(per);
         // One chunk: im2col, dW += dy^T col, db += sum(dy), and dx = col2im(dy W) when wanted.
@@ -225,28 +147,10 @@ impl<T: Real> Conv2d<T> {
             let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
             let dychunk = &dys[ci * per * out_len..(ci * per + imgs) * out_len];
             if direct {
-                return conv_direct::backward_chunk(
-                    &spec,
-                    xchunk,
-                    (h, w),
-                    dychunk,
-                    &wt,
-                    &mut acc.dw,
-                    &mut acc.db,
-                    dxchunk,
-                );
+                return conv_direct::backward_chunk(&spec, xchunk, (h, w), dychunk, &wt, &mut acc.dw, &mut acc.db, dxchunk);
             }
             im2col(&spec, xchunk, imgs, h, w, &mut acc.col);
-            matmul(
-                &mut acc.dw,
-                dychunk,
-                Layout::Transposed,
-                &acc.col,
-                Layout::Normal,
-                (cout, pixels, k),
-                true,
-                false,
-            );
+            matmul(&mut acc.dw, dychunk, Layout::Transposed, &acc.col, Layout::Normal, (cout, pixels, k), true, false);
             if has_bias {
                 for row in dychunk.chunks_exact(cout) {
                     for (b, &g) in acc.db.iter_mut().zip(row) {
@@ -256,24 +160,11 @@ impl<T: Real> Conv2d<T> {
             }
             if let Some(dxc) = dxchunk {
                 acc.col.resize(pixels * k, T::ZERO);
-                matmul(
-                    &mut acc.col,
-                    dychunk,
-                    Layout::Normal,
-                    wv,
-                    Layout::Normal,
-                    (pixels, cout, k),
-                    false,
-                    false,
-                );
+                matmul(&mut acc.col, dychunk, Layout::Normal, wv, Layout::Normal, (pixels, cout, k), false, false);
                 col2im(&spec, &acc.col, imgs, h, w, dxc);
             }
         };
-        let init = || Grads {
-            dw: vec![T::ZERO; cout * k],
-            db: vec![T::ZERO; cout],
-            col: Vec::new(),
-        };
+        let init = || Grads { dw: vec![T::ZERO; cout * k], db: vec![T::ZERO; cout], col: Vec::new() };
         // A fixed split into groups of consecutive chunks, summed in order: the result does not
         // depend on scheduling or on the number of threads.
         let groups = nchunks.min(REDUCTION_GROUPS);
@@ -300,26 +191,14 @@ impl<T: Real> Conv2d<T> {
                 for ci in bounds[g]..bounds[g + 1] {
                     let imgs = per.min(n - ci * per);
                     let offset = (ci - bounds[g]) * per * in_len;
-                    work(
-                        &mut acc,
-                        ci,
-                        part.as_deref_mut()
-                            .map(|p| &mut p[offset..offset + imgs * in_len]),
-                    );
+                    work(&mut acc, ci, part.as_deref_mut().map(|p| &mut p[offset..offset + imgs * in_len]));
                 }
                 acc
             })
             .collect();
-        let total = partials
-            .into_iter()
-            .reduce(Grads::merge)
-            .expect("at least one group");
+        let total = partials.into_iter().reduce(Grads::merge).expect("at least one group");
         // The direct algorithm accumulates dW transposed, [patch, cout].
-        let dw = if direct {
-            transpose(&total.dw, k, cout)
-        } else {
-            total.dw
-        };
+        let dw = if direct { transpose(&total.dw, k, cout) } else { total.dw };
         add_into(&mut self.weight.grad, &dw);
         if let Some(b) = &mut self.bias {
             add_into(&mut b.grad, &total.db);
@@ -355,10 +234,7 @@ fn im2col<T: Real>(spec: &ConvSpec, x: &[T], imgs: usize, h: usize, w: usize, co
     let (ho, wo, cin, kk) = (spec.out_size(h), spec.out_size(w), spec.cin, spec.kernel);
     let k = spec.patch_len();
     col.resize(imgs * ho * wo * k, T::ZERO);
-    for (img, cimg) in x
-        .chunks_exact(h * w * cin)
-        .zip(col.chunks_exact_mut(ho * wo * k))
-    {
+    for (img, cimg) in x.chunks_exact(h * w * cin).zip(col.chunks_exact_mut(ho * wo * k)) {
         for (p, row) in cimg.chunks_exact_mut(k).enumerate() {
             let (oy, ox) = (p / wo, p % wo);
             for ky in 0..kk {
@@ -388,11 +264,7 @@ fn col2im<T: Real>(spec: &ConvSpec, col: &[T], imgs: usize, h: usize, w: usize, 
     let (ho, wo, cin, kk) = (spec.out_size(h), spec.out_size(w), spec.cin, spec.kernel);
     let k = spec.patch_len();
     dx.fill(T::ZERO);
-    for (dimg, cimg) in dx
-        .chunks_exact_mut(h * w * cin)
-        .zip(col.chunks_exact(ho * wo * k))
-        .take(imgs)
-    {
+    for (dimg, cimg) in dx.chunks_exact_mut(h * w * cin).zip(col.chunks_exact(ho * wo * k)).take(imgs) {
         for (p, row) in cimg.chunks_exact(k).enumerate() {
             let (oy, ox) = (p / wo, p % wo);
             for ky in 0..kk {
@@ -404,10 +276,7 @@ fn col2im<T: Real>(spec: &ConvSpec, col: &[T], imgs: usize, h: usize, w: usize, 
                     let ix = (ox * spec.stride + kx) as isize - spec.padding as isize;
                     if ix >= 0 && ix < w as isize {
                         let at = (iy as usize * w + ix as usize) * cin;
-                        add_into(
-                            &mut dimg[at..at + cin],
-                            &row[(ky * kk + kx) * cin..(ky * kk + kx + 1) * cin],
-                        );
+                        add_into(&mut dimg[at..at + cin], &row[(ky * kk + kx) * cin..(ky * kk + kx + 1) * cin]);
                     }
                 }
             }
@@ -438,12 +307,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             let mut conv = Conv2d::<f64>::new("c", spec, bias, &mut rng);
             conv.algorithm = algorithm;
-            check_layer(
-                &x,
-                &mut conv,
-                |c, x, y| c.forward(x, y).unwrap(),
-                |c, x, _y, dy, dx| c.backward(x, dy, Some(dx)).unwrap(),
-            );
+            check_layer(&x, &mut conv, |c, x, y| c.forward(x, y).unwrap(), |c, x, _y, dy, dx| c.backward(x, dy, Some(dx)).unwrap());
             let mut y = Tensor::default();
             conv.forward(&x, &mut y).unwrap();
             outputs.push(y);
@@ -455,90 +319,26 @@ mod tests {
 
     #[test]
     fn gradients_3x3_same_padding() {
-        check(
-            ConvSpec {
-                cin: 2,
-                cout: 3,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-            },
-            true,
-            2,
-            5,
-        );
+        check(ConvSpec { cin: 2, cout: 3, kernel: 3, stride: 1, padding: 1 }, true, 2, 5);
     }
 
     #[test]
     fn gradients_strided_no_bias() {
-        check(
-            ConvSpec {
-                cin: 3,
-                cout: 2,
-                kernel: 3,
-                stride: 2,
-                padding: 1,
-            },
-            false,
-            2,
-            6,
-        );
-        check(
-            ConvSpec {
-                cin: 2,
-                cout: 4,
-                kernel: 1,
-                stride: 2,
-                padding: 0,
-            },
-            false,
-            3,
-            5,
-        );
+        check(ConvSpec { cin: 3, cout: 2, kernel: 3, stride: 2, padding: 1 }, false, 2, 6);
+        check(ConvSpec { cin: 2, cout: 4, kernel: 1, stride: 2, padding: 0 }, false, 3, 5);
     }
 
     #[test]
     fn small_patches_use_the_direct_algorithm() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let first = Conv2d::<f32>::new(
-            "c",
-            ConvSpec {
-                cin: 1,
-                cout: 32,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-            },
-            true,
-            &mut rng,
-        );
-        let wide = Conv2d::<f32>::new(
-            "c",
-            ConvSpec {
-                cin: 32,
-                cout: 64,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-            },
-            true,
-            &mut rng,
-        );
-        assert_eq!(
-            (first.algorithm, wide.algorithm),
-            (ConvAlgorithm::Direct, ConvAlgorithm::Im2colGemm)
-        );
+        let first = Conv2d::<f32>::new("c", ConvSpec { cin: 1, cout: 32, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
+        let wide = Conv2d::<f32>::new("c", ConvSpec { cin: 32, cout: 64, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
+        assert_eq!((first.algorithm, wide.algorithm), (ConvAlgorithm::Direct, ConvAlgorithm::Im2colGemm));
     }
 
     #[test]
     fn matches_naive_convolution() {
-        let spec = ConvSpec {
-            cin: 2,
-            cout: 3,
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-        };
+        let spec = ConvSpec { cin: 2, cout: 3, kernel: 3, stride: 2, padding: 1 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let conv = Conv2d::<f64>::new("c", spec, true, &mut rng);
         let x = random_tensor(&[2, 5, 5, 2], 4);
@@ -553,14 +353,12 @@ mod tests {
                         let mut s = b.value[co];
                         for ky in 0..3 {
                             for kx in 0..3 {
-                                let (iy, ix) =
-                                    ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                                let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
                                 if iy < 0 || ix < 0 || iy >= 5 || ix >= 5 {
                                     continue;
                                 }
                                 for c in 0..2 {
-                                    let xv =
-                                        x.data()[((n * 5 + iy as usize) * 5 + ix as usize) * 2 + c];
+                                    let xv = x.data()[((n * 5 + iy as usize) * 5 + ix as usize) * 2 + c];
                                     s += xv * conv.weight.value[((co * 3 + ky) * 3 + kx) * 2 + c];
                                 }
                             }
@@ -576,25 +374,8 @@ mod tests {
     #[test]
     fn wrong_channels_is_an_error_naming_the_shape() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let conv = Conv2d::<f32>::new(
-            "enc.conv1",
-            ConvSpec {
-                cin: 3,
-                cout: 4,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-            },
-            true,
-            &mut rng,
-        );
-        let err = conv
-            .forward(&Tensor::zeros(&[1, 4, 4, 1]), &mut Tensor::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("enc.conv1") && err.contains("[1, 4, 4, 1]"),
-            "{err}"
-        );
+        let conv = Conv2d::<f32>::new("enc.conv1", ConvSpec { cin: 3, cout: 4, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
+        let err = conv.forward(&Tensor::zeros(&[1, 4, 4, 1]), &mut Tensor::default()).unwrap_err().to_string();
+        assert!(err.contains("enc.conv1") && err.contains("[1, 4, 4, 1]"), "{err}");
     }
 }

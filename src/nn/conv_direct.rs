@@ -34,11 +34,7 @@ fn for_each_tap(spec: &ConvSpec, h: usize, w: usize, mut f: impl FnMut(usize, us
                         continue;
                     }
                     for ci in 0..cin {
-                        f(
-                            oy * wo + ox,
-                            (ky * kk + kx) * cin + ci,
-                            (iy as usize * w + ix as usize) * cin + ci,
-                        );
+                        f(oy * wo + ox, (ky * kk + kx) * cin + ci, (iy as usize * w + ix as usize) * cin + ci);
                     }
                 }
             }
@@ -47,14 +43,7 @@ fn for_each_tap(spec: &ConvSpec, h: usize, w: usize, mut f: impl FnMut(usize, us
 }
 
 /// Forward for `imgs` images: `y = conv(x) + bias`, with `wt` the `[patch, cout]` weight.
-pub(super) fn forward_chunk<T: Real>(
-    spec: &ConvSpec,
-    x: &[T],
-    (h, w): (usize, usize),
-    wt: &[T],
-    bias: Option<&[T]>,
-    y: &mut [T],
-) {
+pub(super) fn forward_chunk<T: Real>(spec: &ConvSpec, x: &[T], (h, w): (usize, usize), wt: &[T], bias: Option<&[T]>, y: &mut [T]) {
     let cout = spec.cout;
     let (in_len, out_len) = (h * w * spec.cin, spec.out_size(h) * spec.out_size(w) * cout);
     for (xi, yi) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
@@ -64,10 +53,7 @@ pub(super) fn forward_chunk<T: Real>(
         }
         for_each_tap(spec, h, w, |p, tap, at| {
             let xv = xi[at];
-            let (out, wrow) = (
-                &mut yi[p * cout..(p + 1) * cout],
-                &wt[tap * cout..(tap + 1) * cout],
-            );
+            let (out, wrow) = (&mut yi[p * cout..(p + 1) * cout], &wt[tap * cout..(tap + 1) * cout]);
             for co in 0..cout {
                 out[co] += xv * wrow[co];
             }
@@ -97,10 +83,7 @@ pub(super) fn backward_chunk<T: Real>(
         }
         for_each_tap(spec, h, w, |p, tap, at| {
             let xv = xi[at];
-            let (g, dwrow) = (
-                &dyi[p * cout..(p + 1) * cout],
-                &mut dwt[tap * cout..(tap + 1) * cout],
-            );
+            let (g, dwrow) = (&dyi[p * cout..(p + 1) * cout], &mut dwt[tap * cout..(tap + 1) * cout]);
             for co in 0..cout {
                 dwrow[co] += xv * g[co];
             }
@@ -110,10 +93,7 @@ pub(super) fn backward_chunk<T: Real>(
         dx.fill(T::ZERO);
         for (dxi, dyi) in dx.chunks_exact_mut(in_len).zip(dy.chunks_exact(out_len)) {
             for_each_tap(spec, h, w, |p, tap, at| {
-                let (g, wrow) = (
-                    &dyi[p * cout..(p + 1) * cout],
-                    &wt[tap * cout..(tap + 1) * cout],
-                );
+                let (g, wrow) = (&dyi[p * cout..(p + 1) * cout], &wt[tap * cout..(tap + 1) * cout]);
                 let mut s = T::ZERO;
                 for co in 0..cout {
                     s += g[co] * wrow[co];

@@ -20,10 +20,7 @@ const PROBES: usize = 40;
 /// Asserts that an analytic derivative matches a central difference.
 pub fn assert_close(what: &str, analytic: f64, numeric: f64) {
     let tol = 1e-6 * (1.0 + analytic.abs().max(numeric.abs()));
-    assert!(
-        (analytic - numeric).abs() <= tol,
-        "{what}: analytic {analytic:.9e} vs numeric {numeric:.9e}"
-    );
+    assert!((analytic - numeric).abs() <= tol, "{what}: analytic {analytic:.9e} vs numeric {numeric:.9e}");
 }
 
 /// Checks an analytic derivative against differences of the loss at `x - eps`, `x`, `x + eps`.
@@ -90,11 +87,7 @@ pub fn check_layer_probing<L: HasParams<f64>>(
     let mut loss = |layer: &mut L, x: &Tensor<f64>| {
         let mut y = Tensor::default();
         forward(layer, x, &mut y);
-        y.data()
-            .iter()
-            .zip(r.data())
-            .map(|(a, b)| a * b)
-            .sum::<f64>()
+        y.data().iter().zip(r.data()).map(|(a, b)| a * b).sum::<f64>()
     };
     assert_eq!(dx.shape(), x.shape(), "input gradient shape");
 

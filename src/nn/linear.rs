@@ -22,53 +22,26 @@ pub struct Linear<T> {
 
 impl<T: Real> Linear<T> {
     /// A linear layer initialised as PyTorch does (U(+-1/sqrt(in)) for weight and bias).
-    pub fn new(
-        name: &str,
-        fan_in: usize,
-        fan_out: usize,
-        bias: bool,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    pub fn new(name: &str, fan_in: usize, fan_out: usize, bias: bool, rng: &mut ChaCha8Rng) -> Self {
         Self::with_layout(name, TorchLayout::Same(vec![fan_out, fan_in]), bias, rng)
     }
 
     /// A linear layer whose PyTorch weight layout is given (for inputs flattened from NHWC maps).
     pub fn with_layout(name: &str, layout: TorchLayout, bias: bool, rng: &mut ChaCha8Rng) -> Self {
-        let [fan_out, fan_in] = layout.shape()[..] else {
-            panic!("linear layout must be 2-D")
-        };
+        let [fan_out, fan_in] = layout.shape()[..] else { panic!("linear layout must be 2-D") };
         let bound = 1.0 / (fan_in as f64).sqrt();
         Linear {
             fan_in,
             fan_out,
-            weight: Param::uniform(
-                format!("{name}.weight"),
-                layout,
-                bound,
-                ParamKind::Weight,
-                rng,
-            ),
-            bias: bias.then(|| {
-                Param::uniform(
-                    format!("{name}.bias"),
-                    TorchLayout::Same(vec![fan_out]),
-                    bound,
-                    ParamKind::NoDecay,
-                    rng,
-                )
-            }),
+            weight: Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng),
+            bias: bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![fan_out]), bound, ParamKind::NoDecay, rng)),
         }
     }
 
     fn rows(&self, x: &Tensor<T>) -> Result<usize> {
         let (rows, cols) = x.rows_cols();
         if cols != self.fan_in {
-            bail!(
-                "linear {}: expected {} input features, got shape {:?}",
-                self.weight.name,
-                self.fan_in,
-                x.shape()
-            );
+            bail!("linear {}: expected {} input features, got shape {:?}", self.weight.name, self.fan_in, x.shape());
         }
         Ok(rows)
     }
@@ -96,18 +69,9 @@ impl<T: Real> Linear<T> {
     }
 
     /// Accumulates dW and db; writes dx (shaped like x) when asked.
-    pub fn backward(
-        &mut self,
-        x: &Tensor<T>,
-        dy: &Tensor<T>,
-        dx: Option<&mut Tensor<T>>,
-    ) -> Result<()> {
+    pub fn backward(&mut self, x: &Tensor<T>, dy: &Tensor<T>, dx: Option<&mut Tensor<T>>) -> Result<()> {
         let rows = self.rows(x)?;
-        check_shape(
-            &format!("linear {} output gradient", self.weight.name),
-            dy.shape(),
-            &[rows, self.fan_out],
-        )?;
+        check_shape(&format!("linear {} output gradient", self.weight.name), dy.shape(), &[rows, self.fan_out])?;
         matmul(
             &mut self.weight.grad,
             dy.data(),
@@ -178,12 +142,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut lin = Linear::<f64>::new("fc", 12, 5, true, &mut rng);
         let x = random_tensor(&[3, 2, 2, 3], 13);
-        check_layer(
-            &x,
-            &mut lin,
-            |l, x, y| l.forward(x, y).unwrap(),
-            |l, x, _y, dy, dx| l.backward(x, dy, Some(dx)).unwrap(),
-        );
+        check_layer(&x, &mut lin, |l, x, y| l.forward(x, y).unwrap(), |l, x, _y, dy, dx| l.backward(x, dy, Some(dx)).unwrap());
     }
 
     #[test]
@@ -209,10 +168,7 @@ mod tests {
     #[test]
     fn wrong_width_names_layer_and_shape() {
         let lin = Linear::<f32>::new("head.0", 8, 2, true, &mut ChaCha8Rng::seed_from_u64(1));
-        let err = lin
-            .forward(&Tensor::zeros(&[2, 7]), &mut Tensor::default())
-            .unwrap_err()
-            .to_string();
+        let err = lin.forward(&Tensor::zeros(&[2, 7]), &mut Tensor::default()).unwrap_err().to_string();
         assert!(err.contains("head.0") && err.contains("[2, 7]"), "{err}");
     }
 }

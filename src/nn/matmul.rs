@@ -32,10 +32,7 @@ pub fn matmul<T: Real>(
     accumulate: bool,
     parallel: bool,
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "matmul: buffers too small for {m}x{k}x{n}"
-    );
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: buffers too small for {m}x{k}x{n}");
     if m == 0 || n == 0 {
         return;
     }
@@ -84,9 +81,7 @@ pub fn matmul<T: Real>(
     };
     let c = &mut c[..m * n];
     if parallel && m > ROW_BLOCK {
-        c.par_chunks_mut(ROW_BLOCK * n)
-            .enumerate()
-            .for_each(|(i, cb)| block(i * ROW_BLOCK, cb));
+        c.par_chunks_mut(ROW_BLOCK * n).enumerate().for_each(|(i, cb)| block(i * ROW_BLOCK, cb));
     } else {
         block(0, c);
     }
@@ -123,21 +118,9 @@ mod tests {
         let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         for ta in [Layout::Normal, Layout::Transposed] {
             let (mut one, mut par) = (vec![0.0; m * n], vec![0.0; m * n]);
-            matmul(
-                &mut one,
-                &a,
-                ta,
-                &b,
-                Layout::Normal,
-                (m, k, n),
-                false,
-                false,
-            );
+            matmul(&mut one, &a, ta, &b, Layout::Normal, (m, k, n), false, false);
             matmul(&mut par, &a, ta, &b, Layout::Normal, (m, k, n), false, true);
-            assert!(one
-                .iter()
-                .zip(&par)
-                .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + x.abs())));
+            assert!(one.iter().zip(&par).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + x.abs())));
         }
     }
 

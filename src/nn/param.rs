@@ -22,12 +22,7 @@ pub enum TorchLayout {
     Conv { cout: usize, k: usize, cin: usize },
     /// Linear weight whose input is a flattened NHWC map: engine columns in (h, w, c) order,
     /// PyTorch's NCHW flatten in (c, h, w) order.
-    LinearFromNhwc {
-        out: usize,
-        h: usize,
-        w: usize,
-        c: usize,
-    },
+    LinearFromNhwc { out: usize, h: usize, w: usize, c: usize },
 }
 
 impl TorchLayout {
@@ -91,42 +86,17 @@ pub struct Param<T> {
 
 impl<T: Real> Param<T> {
     /// A parameter filled with `fill`.
-    pub fn filled(
-        name: impl Into<String>,
-        layout: TorchLayout,
-        fill: f64,
-        kind: ParamKind,
-    ) -> Self {
+    pub fn filled(name: impl Into<String>, layout: TorchLayout, fill: f64, kind: ParamKind) -> Self {
         let len = layout.shape().iter().product();
-        Param {
-            name: name.into(),
-            value: vec![T::from_f64(fill); len],
-            grad: vec![T::ZERO; len],
-            kind,
-            layout,
-        }
+        Param { name: name.into(), value: vec![T::from_f64(fill); len], grad: vec![T::ZERO; len], kind, layout }
     }
 
     /// A parameter drawn from U(-bound, bound), PyTorch's default for conv and linear layers with
     /// `bound = 1 / sqrt(fan_in)` (Kaiming-uniform with a = sqrt(5) gives the same bound).
-    pub fn uniform(
-        name: impl Into<String>,
-        layout: TorchLayout,
-        bound: f64,
-        kind: ParamKind,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    pub fn uniform(name: impl Into<String>, layout: TorchLayout, bound: f64, kind: ParamKind, rng: &mut ChaCha8Rng) -> Self {
         let len: usize = layout.shape().iter().product();
-        let value = (0..len)
-            .map(|_| T::from_f64(rng.random_range(-bound..=bound)))
-            .collect();
-        Param {
-            name: name.into(),
-            value,
-            grad: vec![T::ZERO; len],
-            kind,
-            layout,
-        }
+        let value = (0..len).map(|_| T::from_f64(rng.random_range(-bound..=bound))).collect();
+        Param { name: name.into(), value, grad: vec![T::ZERO; len], kind, layout }
     }
 
     /// Clears the gradient.

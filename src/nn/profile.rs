@@ -20,11 +20,7 @@ pub struct Scope(Option<(String, Instant)>);
 
 /// Starts a timing scope named by `name`.
 pub fn scope(name: impl FnOnce() -> String) -> Scope {
-    Scope(
-        ENABLED
-            .load(Ordering::Relaxed)
-            .then(|| (name(), Instant::now())),
-    )
+    Scope(ENABLED.load(Ordering::Relaxed).then(|| (name(), Instant::now())))
 }
 
 impl Drop for Scope {
@@ -40,10 +36,5 @@ impl Drop for Scope {
 
 /// What was recorded: name, total time, calls.
 pub fn report() -> Vec<(String, Duration, u64)> {
-    TOTALS
-        .lock()
-        .expect("profile lock")
-        .iter()
-        .map(|(k, (d, n))| (k.clone(), *d, *n))
-        .collect()
+    TOTALS.lock().expect("profile lock").iter().map(|(k, (d, n))| (k.clone(), *d, *n)).collect()
 }

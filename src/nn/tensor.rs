@@ -14,27 +14,16 @@ pub struct Tensor<T> {
 impl<T: Real> Tensor<T> {
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor {
-            shape: shape.to_vec(),
-            data: vec![T::ZERO; shape.iter().product()],
-        }
+        Tensor { shape: shape.to_vec(), data: vec![T::ZERO; shape.iter().product()] }
     }
 
     /// Wraps a buffer; fails when its length is not the product of the shape.
     pub fn from_vec(shape: &[usize], data: Vec<T>) -> Result<Self> {
         let want: usize = shape.iter().product();
         if want != data.len() {
-            bail!(
-                "shape {:?} needs {} values, got {}",
-                shape,
-                want,
-                data.len()
-            );
+            bail!("shape {:?} needs {} values, got {}", shape, want, data.len());
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            data,
-        })
+        Ok(Tensor { shape: shape.to_vec(), data })
     }
 
     /// Sets the shape, reusing the buffer; the contents are unspecified afterwards (zeros when grown).
@@ -93,10 +82,7 @@ impl<T: Real> Tensor<T> {
     pub fn nhwc(&self) -> Result<(usize, usize, usize, usize)> {
         match self.shape[..] {
             [n, h, w, c] => Ok((n, h, w, c)),
-            _ => bail!(
-                "expected an NHWC image batch [n, h, w, c], got shape {:?}",
-                self.shape
-            ),
+            _ => bail!("expected an NHWC image batch [n, h, w, c], got shape {:?}", self.shape),
         }
     }
 
@@ -109,10 +95,7 @@ impl<T: Real> Tensor<T> {
 
     /// Converts element type (e.g. f32 -> f64 for gradient checks).
     pub fn cast<U: Real>(&self) -> Tensor<U> {
-        Tensor {
-            shape: self.shape.clone(),
-            data: self.data.iter().map(|v| U::from_f64(v.to_f64())).collect(),
-        }
+        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|v| U::from_f64(v.to_f64())).collect() }
     }
 }
 
@@ -130,9 +113,7 @@ mod tests {
 
     #[test]
     fn from_vec_rejects_wrong_length_naming_shape() {
-        let err = Tensor::<f32>::from_vec(&[2, 3], vec![0.0; 5])
-            .unwrap_err()
-            .to_string();
+        let err = Tensor::<f32>::from_vec(&[2, 3], vec![0.0; 5]).unwrap_err().to_string();
         assert!(err.contains("[2, 3]") && err.contains('5'), "{err}");
     }
 

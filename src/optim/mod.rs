@@ -40,14 +40,7 @@ pub struct OptimizerConfig {
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
-        OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            weight_decay: 0.0,
-            momentum: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            trust_coefficient: 0.001,
-        }
+        OptimizerConfig { kind: OptimizerKind::Adam, weight_decay: 0.0, momentum: 0.9, beta2: 0.999, eps: 1e-8, trust_coefficient: 0.001 }
     }
 }
 
@@ -55,16 +48,10 @@ impl OptimizerConfig {
     /// Rejects values that cannot train, naming the option.
     pub fn validate(&self) -> Result<()> {
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            bail!(
-                "optimizer.weight_decay must be >= 0, got {}",
-                self.weight_decay
-            );
+            bail!("optimizer.weight_decay must be >= 0, got {}", self.weight_decay);
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            bail!(
-                "optimizer.momentum must be in [0, 1), got {}",
-                self.momentum
-            );
+            bail!("optimizer.momentum must be in [0, 1), got {}", self.momentum);
         }
         if !(0.0..1.0).contains(&self.beta2) {
             bail!("optimizer.beta2 must be in [0, 1), got {}", self.beta2);
@@ -73,10 +60,7 @@ impl OptimizerConfig {
             bail!("optimizer.eps must be > 0, got {}", self.eps);
         }
         if self.trust_coefficient.is_nan() || self.trust_coefficient <= 0.0 {
-            bail!(
-                "optimizer.trust_coefficient must be > 0, got {}",
-                self.trust_coefficient
-            );
+            bail!("optimizer.trust_coefficient must be > 0, got {}", self.trust_coefficient);
         }
         Ok(())
     }
@@ -98,12 +82,7 @@ pub struct Optimizer {
 impl Optimizer {
     /// A fresh optimizer; state is created on the first step.
     pub fn new(config: OptimizerConfig) -> Self {
-        Optimizer {
-            config,
-            step: 0,
-            m: Vec::new(),
-            v: Vec::new(),
-        }
+        Optimizer { config, step: 0, m: Vec::new(), v: Vec::new() }
     }
 
     /// Applies one update with learning rate `lr` from the gradients held by `model`.
@@ -117,19 +96,11 @@ impl Optimizer {
         model.visit_params(&mut |p| {
             if ms.len() <= index {
                 ms.push(vec![0.0; p.value.len()]);
-                vs.push(if adam {
-                    vec![0.0; p.value.len()]
-                } else {
-                    Vec::new()
-                });
+                vs.push(if adam { vec![0.0; p.value.len()] } else { Vec::new() });
             }
             let (m, v) = (&mut ms[index], &mut vs[index]);
             index += 1;
-            let decay = if p.kind == ParamKind::Weight {
-                c.weight_decay
-            } else {
-                0.0
-            } as f32;
+            let decay = if p.kind == ParamKind::Weight { c.weight_decay } else { 0.0 } as f32;
             let (lr32, mom) = (lr as f32, c.momentum as f32);
             match c.kind {
                 OptimizerKind::Adam | OptimizerKind::Adamw => {
@@ -138,11 +109,7 @@ impl Optimizer {
                     let coupled = c.kind == OptimizerKind::Adam;
                     for i in 0..p.value.len() {
                         let w = p.value[i];
-                        let g = if coupled {
-                            p.grad[i] + decay * w
-                        } else {
-                            p.grad[i]
-                        };
+                        let g = if coupled { p.grad[i] + decay * w } else { p.grad[i] };
                         let w = if coupled { w } else { w * (1.0 - lr32 * decay) };
                         m[i] = mom * m[i] + (1.0 - mom) * g;
                         v[i] = b2 * v[i] + (1.0 - b2) * g * g;
@@ -158,19 +125,8 @@ impl Optimizer {
                 }
                 OptimizerKind::Lars => {
                     let local = if p.kind == ParamKind::Weight {
-                        let wn = p
-                            .value
-                            .iter()
-                            .map(|&w| (w as f64).powi(2))
-                            .sum::<f64>()
-                            .sqrt();
-                        let gn = p
-                            .grad
-                            .iter()
-                            .zip(&p.value)
-                            .map(|(&g, &w)| ((g + decay * w) as f64).powi(2))
-                            .sum::<f64>()
-                            .sqrt();
+                        let wn = p.value.iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt();
+                        let gn = p.grad.iter().zip(&p.value).map(|(&g, &w)| ((g + decay * w) as f64).powi(2)).sum::<f64>().sqrt();
                         if wn > 0.0 && gn > 0.0 {
                             c.trust_coefficient * wn / gn
                         } else {
@@ -215,22 +171,13 @@ mod tests {
     /// Minimises 0.5 * |params|^2 (gradient = params) and checks it shrinks towards zero.
     fn minimises(kind: OptimizerKind, lr: f64) {
         let mut q = quad();
-        let mut opt = Optimizer::new(OptimizerConfig {
-            kind,
-            trust_coefficient: 0.1,
-            ..Default::default()
-        });
+        let mut opt = Optimizer::new(OptimizerConfig { kind, trust_coefficient: 0.1, ..Default::default() });
         for _ in 0..200 {
             q.0.grad = q.0.value.clone();
             q.1.grad = q.1.value.clone();
             opt.step(&mut q, lr);
         }
-        assert!(
-            q.0.value[0].abs() < 0.2 && q.1.value[0].abs() < 0.2,
-            "{kind:?}: {:?} {:?}",
-            q.0.value,
-            q.1.value
-        );
+        assert!(q.0.value[0].abs() < 0.2 && q.1.value[0].abs() < 0.2, "{kind:?}: {:?} {:?}", q.0.value, q.1.value);
     }
 
     #[test]
@@ -256,11 +203,7 @@ mod tests {
     #[test]
     fn weight_decay_skips_biases_and_adamw_decouples() {
         let mut q = quad();
-        let mut opt = Optimizer::new(OptimizerConfig {
-            kind: OptimizerKind::Adamw,
-            weight_decay: 0.5,
-            ..Default::default()
-        });
+        let mut opt = Optimizer::new(OptimizerConfig { kind: OptimizerKind::Adamw, weight_decay: 0.5, ..Default::default() });
         opt.step(&mut q, 0.1);
         // Zero gradient: AdamW only decays the weight (2 * (1 - 0.05)); the bias is untouched.
         assert!((q.0.value[0] - 1.9).abs() < 1e-6);

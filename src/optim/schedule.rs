@@ -35,12 +35,7 @@ mod tests {
 
     #[test]
     fn warms_up_linearly_then_decays_to_floor() {
-        let s = WarmupCosine {
-            base: 1.0,
-            warmup: 10,
-            total: 110,
-            floor: 0.1,
-        };
+        let s = WarmupCosine { base: 1.0, warmup: 10, total: 110, floor: 0.1 };
         assert!((s.lr(0) - 0.1).abs() < 1e-12);
         assert!((s.lr(9) - 1.0).abs() < 1e-12);
         assert!((s.lr(10) - 1.0).abs() < 1e-12);

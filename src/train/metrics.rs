@@ -19,38 +19,27 @@ impl MetricsWriter {
     pub fn open(path: &Path, keep_through_step: Option<u64>) -> Result<Self> {
         if let Some(limit) = keep_through_step {
             if path.exists() {
-                let kept: Vec<String> = BufReader::new(
-                    File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
-                )
-                .lines()
-                .map_while(|l| l.ok())
-                .filter(|l| {
-                    serde_json::from_str::<Value>(l)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(Value::as_u64))
-                        .is_some_and(|s| s <= limit)
-                })
-                .collect();
+                let kept: Vec<String> = BufReader::new(File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+                    .lines()
+                    .map_while(|l| l.ok())
+                    .filter(|l| {
+                        serde_json::from_str::<Value>(l)
+                            .ok()
+                            .and_then(|v| v.get("step").and_then(Value::as_u64))
+                            .is_some_and(|s| s <= limit)
+                    })
+                    .collect();
                 let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
                 crate::io::write_atomic(path, text.as_bytes())?;
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(MetricsWriter {
-            path: path.to_path_buf(),
-            file,
-        })
+        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(MetricsWriter { path: path.to_path_buf(), file })
     }
 
     /// Appends one record.
     pub fn write(&mut self, record: &Value) -> Result<()> {
-        writeln!(self.file, "{record}")
-            .and_then(|_| self.file.flush())
-            .with_context(|| format!("cannot write {}", self.path.display()))
+        writeln!(self.file, "{record}").and_then(|_| self.file.flush()).with_context(|| format!("cannot write {}", self.path.display()))
     }
 }
 
@@ -62,8 +51,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Value>> {
         .enumerate()
         .map(|(i, l)| {
             let l = l.with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_str(&l)
-                .with_context(|| format!("{}:{}: not a JSON record", path.display(), i + 1))
+            serde_json::from_str(&l).with_context(|| format!("{}:{}: not a JSON record", path.display(), i + 1))
         })
         .collect()
 }
@@ -84,11 +72,7 @@ mod tests {
         drop(w);
         let mut w = MetricsWriter::open(&p, Some(2)).unwrap();
         w.write(&json!({"kind": "step", "step": 3})).unwrap();
-        let steps: Vec<u64> = read_metrics(&p)
-            .unwrap()
-            .iter()
-            .map(|v| v["step"].as_u64().unwrap())
-            .collect();
+        let steps: Vec<u64> = read_metrics(&p).unwrap().iter().map(|v| v["step"].as_u64().unwrap()).collect();
         assert_eq!(steps, vec![1, 2, 3]);
     }
 }

@@ -90,14 +90,9 @@ fn restore(dir: &RunDir, net: &mut Net<f32>, opt: &mut Optimizer) -> Result<u64>
     let model_meta = load_model(net, &dir.model())?;
     let state_meta = load_train_state(opt, &dir.train_state())?;
     let step = |m: &std::collections::HashMap<String, String>, f: &Path| -> Result<u64> {
-        m.get("step")
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("{}: no step in its metadata", f.display()))
+        m.get("step").and_then(|s| s.parse().ok()).with_context(|| format!("{}: no step in its metadata", f.display()))
     };
-    let (a, b) = (
-        step(&model_meta, &dir.model())?,
-        step(&state_meta, &dir.train_state())?,
-    );
+    let (a, b) = (step(&model_meta, &dir.model())?, step(&state_meta, &dir.train_state())?);
     if a != b {
         bail!("{}: model is at step {a} but the optimizer state at step {b}; the checkpoint pair is inconsistent", dir.root.display());
     }
@@ -110,36 +105,20 @@ fn epoch_sums_so_far(dir: &RunDir, epoch: u64, step: u64) -> Result<(f64, f64, u
         return Ok((0.0, 0.0, 0));
     }
     let records = read_metrics(&dir.metrics())?;
-    let steps = records.iter().filter(|r| {
-        r["kind"] == "step"
-            && r["epoch"] == epoch
-            && r["step"].as_u64().is_some_and(|s| s <= step)
-            && r["skipped"] != true
-    });
+    let steps = records
+        .iter()
+        .filter(|r| r["kind"] == "step" && r["epoch"] == epoch && r["step"].as_u64().is_some_and(|s| s <= step) && r["skipped"] != true);
     Ok(steps.fold((0.0, 0.0, 0), |(l, t, n), r| {
-        (
-            l + r["loss"].as_f64().unwrap_or(f64::NAN),
-            t + r["positive_top1"].as_f64().unwrap_or(f64::NAN),
-            n + 1,
-        )
+        (l + r["loss"].as_f64().unwrap_or(f64::NAN), t + r["positive_top1"].as_f64().unwrap_or(f64::NAN), n + 1)
     }))
 }
 
 /// Pre-trains on `train` according to `cfg`. Checks `stop` after every step; when it is set the
 /// run checkpoints and returns with `interrupted`.
-pub fn pretrain(
-    cfg: &RunConfig,
-    train: &Dataset,
-    opts: &PretrainOptions,
-    stop: &AtomicBool,
-) -> Result<PretrainOutcome> {
+pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: &AtomicBool) -> Result<PretrainOutcome> {
     let t = &cfg.train;
     if t.batch_size > train.len() {
-        bail!(
-            "train.batch_size ({}) is larger than the dataset ({} images)",
-            t.batch_size,
-            train.len()
-        );
+        bail!("train.batch_size ({}) is larger than the dataset ({} images)", t.batch_size, train.len());
     }
     let dir = RunDir::prepare(&opts.run_dir, opts.existing)?;
     if opts.existing == Existing::Resume {
@@ -166,12 +145,7 @@ pub fn pretrain(
     }
     let steps_per_epoch = (train.len() / t.batch_size) as u64;
     let total = steps_per_epoch * t.epochs as u64;
-    let schedule = WarmupCosine {
-        base: t.lr,
-        warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64,
-        total,
-        floor: t.lr_floor,
-    };
+    let schedule = WarmupCosine { base: t.lr, warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64, total, floor: t.lr_floor };
     let end = opts.max_steps.map_or(total, |m| m.min(total));
     let mut metrics = MetricsWriter::open(&dir.metrics(), Some(step))?;
     let mut outcome = PretrainOutcome {
@@ -210,24 +184,17 @@ pub fn pretrain(
         while step < end {
             let epoch = step / steps_per_epoch;
             let epoch_end = ((epoch + 1) * steps_per_epoch).min(end);
-            let bar = if opts.progress {
-                ProgressBar::new(epoch_end - step)
-            } else {
-                ProgressBar::hidden()
-            };
+            let bar = if opts.progress { ProgressBar::new(epoch_end - step) } else { ProgressBar::hidden() };
             bar.set_style(
-                ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-                )
-                .expect("template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                    .expect("template")
+                    .progress_chars("=> "),
             );
             bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
             let started = Instant::now();
             let first_step = step;
             // A resumed epoch's averages include the steps it ran before the interruption.
-            let (mut loss_sum, mut top1_sum, mut counted) =
-                epoch_sums_so_far(&dir, epoch + 1, step)?;
+            let (mut loss_sum, mut top1_sum, mut counted) = epoch_sums_so_far(&dir, epoch + 1, step)?;
             while step < epoch_end {
                 let views = rx.recv().context("the augmentation thread stopped")?;
                 let lr = schedule.lr(step);
@@ -236,8 +203,7 @@ pub fn pretrain(
                 let out = nt_xent(z, t.temperature, &mut dz)?;
                 net.backward(&views, &dz, None)?;
                 let bad = if out.loss.is_finite() {
-                    first_nonfinite_grad(&mut net)
-                        .map(|p| format!("the gradient of {p} is not finite"))
+                    first_nonfinite_grad(&mut net).map(|p| format!("the gradient of {p} is not finite"))
                 } else {
                     Some(format!("the loss is {}", out.loss))
                 };

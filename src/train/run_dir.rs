@@ -50,9 +50,7 @@ impl RunDir {
 
     /// Prepares `root` for a run according to `existing`.
     pub fn prepare(root: &Path, existing: Existing) -> Result<RunDir> {
-        let dir = RunDir {
-            root: root.to_path_buf(),
-        };
+        let dir = RunDir { root: root.to_path_buf() };
         match (dir.holds_run(), existing) {
             (true, Existing::Refuse) => bail!(
                 "run directory {} already holds a run: pass --resume to continue it, --overwrite to replace it, or choose another --run-dir",
@@ -68,8 +66,7 @@ impl RunDir {
             }
             _ => {}
         }
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create run directory {}", root.display()))?;
+        std::fs::create_dir_all(root).with_context(|| format!("cannot create run directory {}", root.display()))?;
         Ok(dir)
     }
 }
@@ -85,9 +82,7 @@ mod tests {
         assert!(RunDir::prepare(&root, Existing::Resume).is_err());
         let d = RunDir::prepare(&root, Existing::Refuse).unwrap();
         std::fs::write(d.config(), "seed = 1").unwrap();
-        let err = RunDir::prepare(&root, Existing::Refuse)
-            .unwrap_err()
-            .to_string();
+        let err = RunDir::prepare(&root, Existing::Refuse).unwrap_err().to_string();
         assert!(err.contains("--resume") && err.contains("run"), "{err}");
         assert!(RunDir::prepare(&root, Existing::Resume).is_ok());
         RunDir::prepare(&root, Existing::Overwrite).unwrap();
