@@ -4,8 +4,9 @@
 //! `[out, in, kh, kw]`, linear weight `[out, in]`, the first head layer's input in NCHW flatten
 //! order, batch-norm buffers with `num_batches_tracked` as int64), so that the modules in
 //! `python/simclr_torch.py` load it with `load_state_dict(strict=True)`; its metadata holds the
-//! network spec, so a checkpoint alone rebuilds the network. `train_state.safetensors` holds the
-//! optimizer state and training position for exact resumption.
+//! network spec, so a checkpoint alone rebuilds the network. `train_state.safetensors` holds, in
+//! one atomically written file, everything exact resumption needs: the same network tensors, the
+//! optimizer's moments and the training position.
 
 use crate::io::write_atomic;
 use crate::model::net::{Net, NetSpec};
@@ -97,88 +98,116 @@ pub fn load_net(path: &Path) -> Result<Net<f32>> {
 /// Loads weights into `net`. Every tensor must be present with the right dtype and shape; the
 /// error names the first that is missing, mismatched, or unexpected. Returns the metadata.
 pub fn load_model(net: &mut Net<f32>, path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = read(path)?;
-    let st = SafeTensors::deserialize(&bytes).expect("validated by read");
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    load_model_bytes(net, &bytes, &path.display().to_string())
+}
+
+/// `load_model` from the bytes of a checkpoint; `name` is for errors. Every check runs before
+/// any value is copied, so on error `net` is unchanged.
+pub fn load_model_bytes(net: &mut Net<f32>, bytes: &[u8], name: &str) -> Result<HashMap<String, String>> {
+    let st = deserialize(bytes, name)?;
+    check_state_dict(net, &st, name, None)?;
+    copy_state_dict(net, &st);
+    Ok(metadata(bytes))
+}
+
+fn deserialize<'a>(bytes: &'a [u8], name: &str) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("{name}: not a valid safetensors file ({e})"))
+}
+
+/// Checks that `st` holds exactly the network's state dict (plus tensors under `extra_prefix`),
+/// with the right dtypes and shapes; the error names the first offending tensor.
+fn check_state_dict(net: &mut Net<f32>, st: &SafeTensors, name: &str, extra_prefix: Option<&str>) -> Result<()> {
     let expected = state_dict(net);
-    let mut names: Vec<&str> = st.names().into_iter().filter(|n| !expected.contains_key(*n)).collect();
-    names.sort();
-    if let Some(extra) = names.first() {
-        bail!("{}: unexpected tensor '{extra}' (checkpoint from a different model?)", path.display());
+    let mut unexpected: Vec<&str> =
+        st.names().into_iter().filter(|n| !expected.contains_key(*n) && !extra_prefix.is_some_and(|p| n.starts_with(p))).collect();
+    unexpected.sort();
+    if let Some(extra) = unexpected.first() {
+        bail!("{name}: unexpected tensor '{extra}' (checkpoint from a different model?)");
     }
-    for (name, want) in &expected {
-        let t = st
-            .tensor(name)
-            .map_err(|_| anyhow::anyhow!("{}: missing tensor '{name}' (checkpoint from a different model?)", path.display()))?;
+    for (tensor, want) in &expected {
+        let t = st.tensor(tensor).map_err(|_| anyhow::anyhow!("{name}: missing tensor '{tensor}' (checkpoint from a different model?)"))?;
         if t.dtype() != want.dtype || t.shape() != want.shape.as_slice() {
-            bail!(
-                "{}: tensor '{name}' is {:?} {:?}, the model needs {:?} {:?}",
-                path.display(),
-                t.dtype(),
-                t.shape(),
-                want.dtype,
-                want.shape
-            );
+            bail!("{name}: tensor '{tensor}' is {:?} {:?}, the model needs {:?} {:?}", t.dtype(), t.shape(), want.dtype, want.shape);
         }
     }
-    let f32s = |name: &str| -> Vec<f32> {
-        st.tensor(name).expect("checked").data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
-    };
+    Ok(())
+}
+
+fn f32_values(st: &SafeTensors, name: &str) -> Vec<f32> {
+    st.tensor(name).expect("checked").data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
+}
+
+/// Copies a checked state dict into the network.
+fn copy_state_dict(net: &mut Net<f32>, st: &SafeTensors) {
     net.visit_params(&mut |p| {
-        let torch = f32s(&p.name);
+        let torch = f32_values(st, &p.name);
         for (t, &e) in p.layout.torch_to_engine().iter().enumerate() {
             p.value[e] = torch[t];
         }
     });
     net.visit_batchnorms(&mut |bn| {
-        bn.running_mean = f32s(&format!("{}.running_mean", bn.prefix));
-        bn.running_var = f32s(&format!("{}.running_var", bn.prefix));
+        bn.running_mean = f32_values(st, &format!("{}.running_mean", bn.prefix));
+        bn.running_var = f32_values(st, &format!("{}.running_var", bn.prefix));
         let nbt = st.tensor(&format!("{}.num_batches_tracked", bn.prefix)).expect("checked");
         bn.num_batches_tracked = i64::from_le_bytes(nbt.data().try_into().expect("8 bytes"));
     });
-    Ok(metadata(&bytes))
 }
 
-/// Saves the optimizer's state and `extra` metadata (training position) atomically.
-pub fn save_train_state(opt: &Optimizer, path: &Path, extra: &[(&str, String)]) -> Result<()> {
-    let mut tensors = BTreeMap::new();
+/// Prefix of the optimizer's tensors in a training-state file.
+const OPTIMIZER: &str = "optimizer.";
+
+/// Saves everything a resumed run needs in one file, atomically: the network (as in
+/// `model.safetensors`), the optimizer's moments under `optimizer.`, and `extra` metadata.
+pub fn save_train_state(net: &mut Net<f32>, opt: &Optimizer, path: &Path, extra: &[(&str, String)]) -> Result<()> {
+    let mut tensors = state_dict(net);
     for (i, m) in opt.m.iter().enumerate() {
-        tensors.insert(format!("m.{i:04}"), Raw { dtype: Dtype::F32, shape: vec![m.len()], bytes: f32_bytes(m) });
+        tensors.insert(format!("{OPTIMIZER}m.{i:04}"), Raw { dtype: Dtype::F32, shape: vec![m.len()], bytes: f32_bytes(m) });
     }
     for (i, v) in opt.v.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
-        tensors.insert(format!("v.{i:04}"), Raw { dtype: Dtype::F32, shape: vec![v.len()], bytes: f32_bytes(v) });
+        tensors.insert(format!("{OPTIMIZER}v.{i:04}"), Raw { dtype: Dtype::F32, shape: vec![v.len()], bytes: f32_bytes(v) });
     }
     let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    meta.insert(SPEC_KEY.into(), serde_json::to_string(&net.spec)?);
     meta.insert("optimizer.step".into(), opt.step.to_string());
-    meta.insert("optimizer.config".into(), serde_json::to_string(&opt.config)?);
     write_atomic(path, &serialize(&tensors, meta)?)
 }
 
-/// Restores the optimizer's state; returns the metadata saved with it.
-pub fn load_train_state(opt: &mut Optimizer, path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = read(path)?;
-    let st = SafeTensors::deserialize(&bytes).expect("validated by read");
+/// Restores network and optimizer from a training-state file; returns its metadata. Everything
+/// is checked against the network before anything is copied.
+pub fn load_train_state(net: &mut Net<f32>, opt: &mut Optimizer, path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let name = path.display().to_string();
+    let st = deserialize(&bytes, &name)?;
+    check_state_dict(net, &st, &name, Some(OPTIMIZER))?;
     let meta = metadata(&bytes);
-    let step = meta
-        .get("optimizer.step")
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("{}: no optimizer step in its metadata", path.display()))?;
-    let load = |prefix: &str| -> Result<Vec<Vec<f32>>> {
-        let mut names: Vec<String> = st.names().into_iter().filter(|n| n.starts_with(prefix)).map(String::from).collect();
+    let step: u64 =
+        meta.get("optimizer.step").and_then(|s| s.parse().ok()).with_context(|| format!("{name}: no optimizer step in its metadata"))?;
+    let mut sizes = Vec::new();
+    net.visit_params(&mut |p| sizes.push(p.value.len()));
+    let load = |moment: &str| -> Result<Vec<Vec<f32>>> {
+        let prefix = format!("{OPTIMIZER}{moment}.");
+        let mut names: Vec<&str> = st.names().into_iter().filter(|n| n.starts_with(&prefix)).collect();
         names.sort();
+        if !names.is_empty() && names.len() != sizes.len() {
+            bail!("{name}: {} optimizer '{moment}' tensors for {} parameters", names.len(), sizes.len());
+        }
         names
             .iter()
-            .map(|n| {
+            .zip(&sizes)
+            .map(|(n, &len)| {
                 let t = st.tensor(n)?;
-                if t.dtype() != Dtype::F32 {
-                    bail!("{}: tensor '{n}' is {:?}, expected F32", path.display(), t.dtype());
+                if t.dtype() != Dtype::F32 || t.shape() != [len] {
+                    bail!("{name}: tensor '{n}' is {:?} {:?}, expected F32 [{len}]", t.dtype(), t.shape());
                 }
-                Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect())
+                Ok(f32_values(&st, n))
             })
             .collect()
     };
-    opt.m = load("m.")?;
-    let v = load("v.")?;
-    opt.v = if v.is_empty() { vec![Vec::new(); opt.m.len()] } else { v };
+    let (m, v) = (load("m")?, load("v")?);
+    copy_state_dict(net, &st);
+    opt.v = if v.is_empty() { vec![Vec::new(); m.len()] } else { v };
+    opt.m = m;
     opt.step = step;
     Ok(meta)
 }
@@ -210,6 +239,47 @@ mod tests {
         assert_eq!(va, vb);
         b.visit_batchnorms(&mut |bn| assert!(bn.running_mean[0] == 0.25 && bn.num_batches_tracked == 7));
         assert_eq!(load_model(&mut b, &path).unwrap()["step"], "3");
+    }
+
+    #[test]
+    fn train_state_round_trip_and_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train_state.safetensors");
+        let mut a = Net::<f32>::new(&spec(), 1).unwrap();
+        let mut opt = Optimizer::new(Default::default());
+        a.visit_params(&mut |p| p.grad.fill(0.5));
+        opt.step(&mut a, 0.1);
+        save_train_state(&mut a, &opt, &path, &[("step", "1".into())]).unwrap();
+        let mut b = Net::<f32>::new(&spec(), 2).unwrap();
+        let mut opt_b = Optimizer::new(Default::default());
+        assert_eq!(load_train_state(&mut b, &mut opt_b, &path).unwrap()["step"], "1");
+        assert_eq!((opt_b.step, &opt_b.m, &opt_b.v), (1, &opt.m, &opt.v));
+        let (mut va, mut vb) = (Vec::new(), Vec::new());
+        a.visit_params(&mut |p| va.extend_from_slice(&p.value));
+        b.visit_params(&mut |p| vb.extend_from_slice(&p.value));
+        assert_eq!(va, vb);
+
+        // Optimizer moments that do not fit the network are refused before anything changes.
+        let mut short = opt.clone();
+        short.m.pop();
+        short.v.pop();
+        save_train_state(&mut a, &short, &path, &[("step", "1".into())]).unwrap();
+        let err = load_train_state(&mut b, &mut opt_b, &path).unwrap_err().to_string();
+        assert!(err.contains("optimizer 'm' tensors"), "{err}");
+    }
+
+    #[test]
+    fn wrong_dtype_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let mut net = Net::<f32>::new(&spec(), 1).unwrap();
+        let mut sd = state_dict(&mut net);
+        let w = sd.get_mut("head.2.bias").unwrap();
+        w.dtype = Dtype::F64;
+        w.bytes = vec![0; 8 * 8];
+        std::fs::write(&path, serialize(&sd, HashMap::new()).unwrap()).unwrap();
+        let err = load_model(&mut net, &path).unwrap_err().to_string();
+        assert!(err.contains("head.2.bias") && err.contains("F64"), "{err}");
     }
 
     #[test]

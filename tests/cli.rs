@@ -205,6 +205,24 @@ fn bad_input_gives_one_clear_error_line() {
     std::fs::create_dir(&empty).unwrap();
     assert_clean_error(&run(&["pretrain", "--dataset", "folder", "--data-dir", &s(&empty)]), "no PNG or JPEG");
 
+    // A diverging run stops with the step and the likely cause; an unwritable run directory.
+    let nan = run(&[
+        "pretrain",
+        "--run-dir",
+        &s(&p("nan")),
+        "--dataset",
+        "fashion-mnist-sample",
+        "--limit",
+        "256",
+        "--batch-size",
+        "32",
+        "--lr",
+        "1e30",
+    ]);
+    assert_clean_error(&nan, "learning rate");
+    assert!(text(&nan.stderr).contains("step "), "{}", text(&nan.stderr));
+    assert_clean_error(&run(&["pretrain", "--run-dir", "/dev/null/run", "--dataset", "fashion-mnist-sample"]), "/dev/null/run");
+
     // A truncated checkpoint.
     let run_dir = p("trunc");
     std::fs::create_dir(&run_dir).unwrap();

@@ -12,16 +12,20 @@ const MAX_BYTES: u64 = 4 << 30;
 /// Reads a file, decompressing it when it starts with the gzip magic.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(&raw[..])
-            .take(MAX_BYTES)
-            .read_to_end(&mut out)
-            .map_err(|e| anyhow::anyhow!("{}: corrupt or truncated gzip data ({e})", path.display()))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    maybe_gunzip(raw, &path.display().to_string())
+}
+
+/// Decompresses `raw` when it starts with the gzip magic; `name` is for errors.
+pub fn maybe_gunzip(raw: Vec<u8>, name: &str) -> Result<Vec<u8>> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
+    let mut out = Vec::new();
+    GzDecoder::new(&raw[..])
+        .take(MAX_BYTES)
+        .read_to_end(&mut out)
+        .map_err(|e| anyhow::anyhow!("{name}: corrupt or truncated gzip data ({e})"))?;
+    Ok(out)
 }
 
 /// A parsed IDX file: dimensions and unsigned-byte data.

@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
@@ -77,26 +77,20 @@ fn first_nonfinite_grad(net: &mut Net<f32>) -> Option<String> {
 
 fn save_checkpoint(dir: &RunDir, net: &mut Net<f32>, opt: &Optimizer, step: u64) -> Result<()> {
     let meta = [("step", step.to_string())];
-    // The state first: a model file always has its matching state, checked by step on resume.
-    save_train_state(opt, &dir.train_state(), &meta)?;
+    // The training state is the resume point, complete in one file; the model file (for users
+    // and PyTorch) follows. A crash between the two only leaves the model file one checkpoint old.
+    save_train_state(net, opt, &dir.train_state(), &meta)?;
     save_model(net, &dir.model(), &meta)
 }
 
-/// Restores network, optimizer and step from the run directory's last checkpoint.
+/// Restores network, optimizer and step from the run directory's last checkpoint (step 0 when
+/// there is none yet).
 fn restore(dir: &RunDir, net: &mut Net<f32>, opt: &mut Optimizer) -> Result<u64> {
-    if !dir.model().exists() {
+    if !dir.train_state().exists() {
         return Ok(0);
     }
-    let model_meta = load_model(net, &dir.model())?;
-    let state_meta = load_train_state(opt, &dir.train_state())?;
-    let step = |m: &std::collections::HashMap<String, String>, f: &Path| -> Result<u64> {
-        m.get("step").and_then(|s| s.parse().ok()).with_context(|| format!("{}: no step in its metadata", f.display()))
-    };
-    let (a, b) = (step(&model_meta, &dir.model())?, step(&state_meta, &dir.train_state())?);
-    if a != b {
-        bail!("{}: model is at step {a} but the optimizer state at step {b}; the checkpoint pair is inconsistent", dir.root.display());
-    }
-    Ok(a)
+    let meta = load_train_state(net, opt, &dir.train_state())?;
+    meta.get("step").and_then(|s| s.parse().ok()).with_context(|| format!("{}: no step in its metadata", dir.train_state().display()))
 }
 
 /// Sums of loss and positive top-1 over the recorded, not skipped, steps of `epoch` up to `step`.
@@ -210,10 +204,10 @@ pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: 
                 let skipped = bad.is_some();
                 match bad {
                     Some(why) if !t.skip_nonfinite_steps => bail!(
-                        "step {}: {why}; the learning rate ({lr:.3e}) may be too high or the temperature ({}) too low. The last good checkpoint in {} is kept",
+                        "step {}: {why}; the learning rate ({lr:.3e}) may be too high or the temperature ({}) too low; {} (train.skip_nonfinite_steps = true skips such steps)",
                         step + 1,
                         t.temperature,
-                        dir.root.display()
+                        if dir.train_state().exists() { format!("the last good checkpoint in {} is kept", dir.root.display()) } else { "no checkpoint had been written yet".into() }
                     ),
                     Some(why) => bar.println(format!("warning: step {} skipped: {why}", step + 1)),
                     None => {
