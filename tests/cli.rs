@@ -241,3 +241,44 @@ fn augment_writes_a_png_grid() {
     // 5 columns and 3 rows of 24-pixel tiles with 2-pixel gutters.
     assert_eq!((img.width(), img.height()), (5 * 26 + 2, 3 * 26 + 2));
 }
+
+/// Unmounts a filesystem when dropped.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_saving_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    // 16 MiB: room for the first checkpoint (about 13 MB), not for the next one beside it.
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"]).arg(&disk).output().unwrap();
+    if !mounted.status.success() {
+        eprintln!("skipped: cannot mount a small tmpfs here ({})", text(&mounted.stderr).trim());
+        return;
+    }
+    let _guard = Mount(disk.clone());
+    let dir = disk.join("run");
+    let out = pretrain(&dir, &["--epochs", "3", "--no-probe"]);
+    assert_clean_error(&out, "No space left");
+    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "temporary files left behind: {names:?}");
+
+    // The first epoch's checkpoint is intact: copied to a disk with room, the run resumes and
+    // ends as an uninterrupted run does.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for n in &names {
+        std::fs::copy(dir.join(n), copy.join(n)).unwrap();
+    }
+    let resumed = run(&["pretrain", "--run-dir", copy.to_str().unwrap(), "--resume", "--no-probe"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let straight = tmp.path().join("straight");
+    assert!(pretrain(&straight, &["--epochs", "3", "--no-probe"]).status.success());
+    assert!(tensors(&straight.join("model.safetensors")) == tensors(&copy.join("model.safetensors")));
+}
