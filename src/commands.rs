@@ -128,7 +128,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
         max_steps: a.steps,
         progress: std::io::stderr().is_terminal(),
     };
-    let out = pretrain(&cfg, &splits.train, &opts, stop)?;
+    let out = pretrain(&cfg, &splits.train, splits.test.as_ref(), &opts, stop)?;
     if out.interrupted {
         eprintln!(
             "interrupted at step {}: checkpoint saved in {}; continue with: simclr pretrain --run-dir {} --resume",
@@ -170,12 +170,13 @@ pub fn probe_run(run_dir: &Path, cfg: &RunConfig, splits: &Splits, which: Featur
     let name = match which {
         Features::H => "h",
         Features::Z => "z",
+        Features::Pixels => "pixels",
     };
     println!("LINEAR EVALUATION ({name}, {}-d features, weight decay {:e})", train_x.rows_cols().1, r.weight_decay);
     println!("Train Accuracy: {:.2}%", 100.0 * r.train_accuracy);
     println!("Test Accuracy: {:.2}%", 100.0 * r.test_accuracy);
     let record = json!({"kind": "probe", "features": name, "train_accuracy": r.train_accuracy, "test_accuracy": r.test_accuracy, "weight_decay": r.weight_decay, "validation": r.validation_accuracy});
-    let probe_file = if which == Features::H { dir.probe() } else { run_dir.join("probe_z.json") };
+    let probe_file = if which == Features::H { dir.probe() } else { run_dir.join(format!("probe_{name}.json")) };
     write_atomic(&probe_file, serde_json::to_string_pretty(&record)?.as_bytes())?;
     MetricsWriter::open(&dir.metrics(), None)?.write(&record)?;
     Ok(r)
@@ -197,20 +198,16 @@ pub fn embed_cmd(a: &EmbedArgs) -> Result<()> {
     let ds = if a.split == "train" { &splits.train } else { splits.test.as_ref().context("the dataset has no test split")? };
     let mut net = load_net(&dir.model())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let mut kinds = vec![Features::H];
-    if a.z {
-        kinds.push(Features::Z);
-    }
     let [fh, fw, fc] = net.encoder.feature_map_shape();
-    for which in kinds {
+    let kinds: &[(Features, &str)] = if a.z { &[(Features::H, "h.npy"), (Features::Z, "z.npy")] } else { &[(Features::H, "h.npy")] };
+    for &(which, name) in kinds {
         let x = encode(&mut net, &cfg.augment, ds, which)?;
-        let (name, values) = match which {
+        let values: Vec<f32> = if which == Features::H {
             // h in PyTorch's channel-major flatten order, as `encoder(x)` of python/simclr_torch.py.
-            Features::H => {
-                let order = TorchLayout::LinearFromNhwc { out: ds.len(), h: fh, w: fw, c: fc }.torch_to_engine();
-                ("h.npy", order.iter().map(|&i| x.data()[i]).collect())
-            }
-            Features::Z => ("z.npy", x.data().to_vec()),
+            let order = TorchLayout::LinearFromNhwc { out: ds.len(), h: fh, w: fw, c: fc }.torch_to_engine();
+            order.iter().map(|&i| x.data()[i]).collect()
+        } else {
+            x.data().to_vec()
         };
         write_npy_f32(&a.out.join(name), x.shape(), &values)?;
     }

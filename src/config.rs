@@ -106,6 +106,30 @@ impl Default for ProbeConfig {
     }
 }
 
+/// What is measured after each epoch of pre-training (on labelled data only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Whether to run the monitors.
+    pub enabled: bool,
+    /// Neighbours that vote in the kNN accuracy.
+    pub knn_k: usize,
+    /// Temperature of the kNN vote weights exp(similarity / t).
+    pub knn_temperature: f64,
+    /// Training images (evaluation view) in the kNN memory bank.
+    pub knn_bank: usize,
+    /// Held-out (test) images classified by kNN.
+    pub knn_queries: usize,
+    /// Held-out images whose two augmented views give the geometry metrics.
+    pub pairs: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig { enabled: true, knn_k: 200, knn_temperature: 0.1, knn_bank: 5000, knn_queries: 2000, pairs: 256 }
+    }
+}
+
 /// A whole run's configuration; saved, fully resolved, as `config.toml` in the run directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +148,8 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     /// Linear probe.
     pub probe: ProbeConfig,
+    /// Per-epoch monitors.
+    pub monitor: MonitorConfig,
 }
 
 impl Default for RunConfig {
@@ -136,6 +162,7 @@ impl Default for RunConfig {
             train: TrainConfig::default(),
             optimizer: OptimizerConfig::default(),
             probe: ProbeConfig::default(),
+            monitor: MonitorConfig::default(),
         }
     }
 }
@@ -227,6 +254,13 @@ impl RunConfig {
         }
         if p.epochs == 0 {
             bail!("probe.epochs must be at least 1");
+        }
+        let m = &self.monitor;
+        if m.enabled && (m.knn_k == 0 || m.knn_bank == 0 || m.knn_queries == 0 || m.pairs < 2) {
+            bail!("monitor: knn_k, knn_bank and knn_queries must be at least 1 and pairs at least 2");
+        }
+        if !(m.knn_temperature > 0.0 && m.knn_temperature.is_finite()) {
+            bail!("monitor.knn_temperature must be > 0, got {}", m.knn_temperature);
         }
         self.augment.validate()?;
         self.optimizer.validate()

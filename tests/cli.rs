@@ -40,6 +40,7 @@ fn metrics_without_timings(dir: &Path) -> Vec<serde_json::Value> {
             if let Some(o) = v.as_object_mut() {
                 o.remove("seconds");
                 o.remove("views_per_s");
+                o.remove("monitor_seconds");
             }
             v
         })
@@ -72,8 +73,14 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     let acc = probe["test_accuracy"].as_f64().unwrap();
     // Ten classes: a working encoder and probe are far above chance even on 256 images.
     assert!(acc > 0.5, "test accuracy {acc}");
-    let epochs = metrics_without_timings(&dir).iter().filter(|v| v["kind"] == "epoch").count();
-    assert_eq!(epochs, 2);
+    let epochs: Vec<serde_json::Value> = metrics_without_timings(&dir).into_iter().filter(|v| v["kind"] == "epoch").collect();
+    assert_eq!(epochs.len(), 2);
+    // The monitors are logged each epoch.
+    for e in &epochs {
+        for key in ["knn_accuracy", "alignment", "uniformity", "spread", "mi_lower_bound"] {
+            assert!(e[key].as_f64().is_some_and(f64::is_finite), "{key} missing in {e}");
+        }
+    }
 
     // The probe and embed subcommands work on the finished run.
     let z = run(&["probe", dir.to_str().unwrap(), "--features", "z"]);

@@ -1,4 +1,6 @@
 //! Evaluation of frozen representations.
 
 pub mod features;
+pub mod geometry;
+pub mod knn;
 pub mod probe;

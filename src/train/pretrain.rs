@@ -2,11 +2,13 @@
 //! with per-step learning-rate schedule, metrics, atomic checkpoints and exact resumption.
 
 use super::metrics::{read_metrics, MetricsWriter};
+use super::monitor::Monitor;
 use super::run_dir::{Existing, RunDir};
 use crate::augment::pipeline::mix;
 use crate::checkpoint::{load_model, load_train_state, read_spec, save_model, save_train_state};
 use crate::config::RunConfig;
 use crate::data::Dataset;
+use crate::eval::geometry::COLLAPSE_SPREAD;
 use crate::io::write_atomic;
 use crate::loss::nt_xent::nt_xent;
 use crate::model::net::Net;
@@ -109,7 +111,14 @@ fn epoch_sums_so_far(dir: &RunDir, epoch: u64, step: u64) -> Result<(f64, f64, u
 
 /// Pre-trains on `train` according to `cfg`. Checks `stop` after every step; when it is set the
 /// run checkpoints and returns with `interrupted`.
-pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: &AtomicBool) -> Result<PretrainOutcome> {
+/// `held_out` (labelled images not trained on, e.g. the test split) feeds the per-epoch monitors.
+pub fn pretrain(
+    cfg: &RunConfig,
+    train: &Dataset,
+    held_out: Option<&Dataset>,
+    opts: &PretrainOptions,
+    stop: &AtomicBool,
+) -> Result<PretrainOutcome> {
     let t = &cfg.train;
     if t.batch_size > train.len() {
         bail!("train.batch_size ({}) is larger than the dataset ({} images)", t.batch_size, train.len());
@@ -142,6 +151,7 @@ pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: 
     let schedule = WarmupCosine { base: t.lr, warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64, total, floor: t.lr_floor };
     let end = opts.max_steps.map_or(total, |m| m.min(total));
     let mut metrics = MetricsWriter::open(&dir.metrics(), Some(step))?;
+    let monitor = Monitor::new(&cfg.monitor, train, held_out, cfg.seed);
     let mut outcome = PretrainOutcome {
         run_dir: dir.clone(),
         steps: step,
@@ -242,13 +252,34 @@ pub fn pretrain(cfg: &RunConfig, train: &Dataset, opts: &PretrainOptions, stop: 
             bar.finish_and_clear();
             let views_per_s = (step - first_step) as f64 * 2.0 * n as f64 / secs;
             let complete = step % steps_per_epoch == 0;
+            let mut monitored = String::new();
             if complete {
                 save_checkpoint(&dir, &mut net, &opt, step)?;
                 outcome.epoch_seconds.push(secs);
-                metrics.write(&json!({"kind": "epoch", "step": step, "epoch": epoch + 1, "loss": loss, "positive_top1": top1_sum / counted.max(1) as f64, "lr": schedule.lr(step - 1), "seconds": secs, "views_per_s": views_per_s}))?;
+                let mut record = json!({"kind": "epoch", "step": step, "epoch": epoch + 1, "loss": loss, "positive_top1": top1_sum / counted.max(1) as f64, "lr": schedule.lr(step - 1), "seconds": secs, "views_per_s": views_per_s});
+                // The InfoNCE bound: I(view; view+) >= log(candidates) - loss, 2N - 1 candidates.
+                record["mi_lower_bound"] = json!(((2 * n - 1) as f64).ln() - loss);
+                if let Some(m) = &monitor {
+                    let started = Instant::now();
+                    let r = m.measure(&mut net, &cfg.augment)?;
+                    let g = r.geometry;
+                    record["knn_accuracy"] = json!(r.knn_accuracy);
+                    record["alignment"] = json!(g.alignment);
+                    record["uniformity"] = json!(g.uniformity);
+                    record["spread"] = json!(g.spread);
+                    record["monitor_seconds"] = json!(started.elapsed().as_secs_f64());
+                    monitored = format!("  kNN {:.2}%  align {:.3}  unif {:.3}", 100.0 * r.knn_accuracy, g.alignment, g.uniformity);
+                    if g.spread < COLLAPSE_SPREAD {
+                        eprintln!(
+                            "warning: the representation is collapsing (spread {:.3} < {COLLAPSE_SPREAD}): try a higher temperature, a lower learning rate or stronger augmentation",
+                            g.spread
+                        );
+                    }
+                }
+                metrics.write(&record)?;
             }
             println!(
-                "epoch {:>3}/{}  loss {loss:.4}  positive top-1 {:.3}  lr {:.2e}  {secs:.1} s  {views_per_s:.0} views/s{}",
+                "epoch {:>3}/{}  loss {loss:.4}  positive top-1 {:.3}  lr {:.2e}  {secs:.1} s  {views_per_s:.0} views/s{monitored}{}",
                 epoch + 1,
                 t.epochs,
                 top1_sum / counted.max(1) as f64,

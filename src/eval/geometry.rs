@@ -1,0 +1,73 @@
+//! Representation geometry (Wang and Isola, 2020) and a collapse monitor, on L2-normalised
+//! embeddings of positive pairs: alignment E||f(x) - f(x+)||^2 (lower is better), uniformity
+//! log E exp(-2 ||f(x) - f(y)||^2) over all pairs (lower is more uniform), and the spread of the
+//! normalised embeddings per dimension.
+
+use super::knn::normalise_rows;
+use crate::nn::matmul::{matmul, Layout};
+use crate::nn::Tensor;
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+/// Geometry of a set of positive pairs.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Geometry {
+    /// Mean squared distance between the two views of each image.
+    pub alignment: f64,
+    /// log of the mean Gaussian potential exp(-2 d^2) over all pairs of distinct rows.
+    pub uniformity: f64,
+    /// Mean over dimensions of the standard deviation of the normalised embeddings, times
+    /// sqrt(dimensions): about 1 for embeddings spread over the sphere, 0 for collapse.
+    pub spread: f64,
+}
+
+/// Spread below which the representation is reported as collapsing.
+pub const COLLAPSE_SPREAD: f64 = 0.1;
+
+/// Geometry of `a` and `b`, whose row i are two views of image i.
+pub fn geometry(a: &Tensor<f32>, b: &Tensor<f32>) -> Result<Geometry> {
+    let ((n, d), shape_b) = (a.rows_cols(), b.rows_cols());
+    if (n, d) != shape_b || n < 2 {
+        bail!("geometry: view batches {:?} and {:?} must match and hold at least 2 rows", a.shape(), b.shape());
+    }
+    let (za, zb) = (normalise_rows(a), normalise_rows(b));
+    let alignment = za
+        .chunks_exact(d)
+        .zip(zb.chunks_exact(d))
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>())
+        .sum::<f64>()
+        / n as f64;
+    let all: Vec<f32> = za.iter().chain(&zb).copied().collect();
+    let m = 2 * n;
+    let mut gram = vec![0.0f32; m * m];
+    matmul(&mut gram, &all, Layout::Normal, &all, Layout::Transposed, (m, d, m), false, true);
+    // |x - y|^2 = 2 - 2 x.y for unit vectors; log-mean-exp over i < j, stabilised.
+    let potentials: Vec<f64> =
+        (0..m).flat_map(|i| ((i + 1)..m).map(move |j| (i, j))).map(|(i, j)| -2.0 * (2.0 - 2.0 * gram[i * m + j] as f64)).collect();
+    let max = potentials.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let uniformity = max + (potentials.iter().map(|p| (p - max).exp()).sum::<f64>() / potentials.len() as f64).ln();
+    let mut spread = 0.0;
+    for j in 0..d {
+        let col: Vec<f64> = (0..m).map(|i| all[i * d + j] as f64).collect();
+        let mean = col.iter().sum::<f64>() / m as f64;
+        spread += (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m as f64).sqrt();
+    }
+    Ok(Geometry { alignment, uniformity, spread: spread / d as f64 * (d as f64).sqrt() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collapse_and_perfect_alignment_are_recognised() {
+        let same = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 2.0, 0.0, 3.0, 0.0]).unwrap();
+        let g = geometry(&same, &same).unwrap();
+        assert!(g.alignment.abs() < 1e-12 && g.uniformity.abs() < 1e-6 && g.spread < COLLAPSE_SPREAD, "{g:?}");
+        // Four orthogonal-ish directions: far apart, well spread, views misaligned.
+        let a = Tensor::from_vec(&[2, 2], vec![1.0, 0.0, 0.0, 1.0]).unwrap();
+        let b = Tensor::from_vec(&[2, 2], vec![-1.0, 0.0, 0.0, -1.0]).unwrap();
+        let g = geometry(&a, &b).unwrap();
+        assert!((g.alignment - 4.0).abs() < 1e-9 && g.uniformity < -3.0 && g.spread > 0.9, "{g:?}");
+    }
+}
