@@ -56,7 +56,7 @@ impl Monitor {
         let n = self.pairs.len();
         let mut views = Tensor::default();
         let indices: Vec<usize> = (0..n).collect();
-        aug.pair_batch(&self.pairs, &indices, self.seed ^ 0x6d6f_6e69_746f_72, 0, &mut views);
+        aug.pair_batch(&self.pairs, &indices, self.seed ^ 0x006d_6f6e_6974_6f72, 0, &mut views);
         let h = net.representation(&views, Mode::Eval)?;
         let dim = h.rows_cols().1;
         let a = Tensor::from_vec(&[n, dim], h.data()[..n * dim].to_vec())?;

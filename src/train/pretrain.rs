@@ -254,7 +254,6 @@ pub fn pretrain(
             let complete = step % steps_per_epoch == 0;
             let mut monitored = String::new();
             if complete {
-                save_checkpoint(&dir, &mut net, &opt, step)?;
                 outcome.epoch_seconds.push(secs);
                 let mut record = json!({"kind": "epoch", "step": step, "epoch": epoch + 1, "loss": loss, "positive_top1": top1_sum / counted.max(1) as f64, "lr": schedule.lr(step - 1), "seconds": secs, "views_per_s": views_per_s});
                 // The InfoNCE bound: I(view; view+) >= log(candidates) - loss, 2N - 1 candidates.
@@ -276,7 +275,10 @@ pub fn pretrain(
                         );
                     }
                 }
+                // The record goes first: a crash before the checkpoint replays the epoch, and the
+                // resumed run drops records past its checkpoint, so no record is lost or doubled.
                 metrics.write(&record)?;
+                save_checkpoint(&dir, &mut net, &opt, step)?;
             }
             println!(
                 "epoch {:>3}/{}  loss {loss:.4}  positive top-1 {:.3}  lr {:.2e}  {secs:.1} s  {views_per_s:.0} views/s{monitored}{}",
