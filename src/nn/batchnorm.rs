@@ -201,14 +201,13 @@ impl<T: Real> BatchNorm<T> {
         let mg: Vec<T> = (0..c).map(|ch| T::from_f64(if train { sum_g[ch] / n } else { 0.0 })).collect();
         let mgx: Vec<T> = (0..c).map(|ch| T::from_f64(if train { sum_gx[ch] / n } else { 0.0 })).collect();
         dx.resize(x.shape());
-        let mut dskip = dskip;
-        if let Some(d) = dskip.as_deref_mut() {
-            d.resize(x.shape());
-        }
-        let dskip_chunks: Option<Vec<&mut [T]>> = dskip.map(|d| d.data_mut().chunks_mut(chunk).collect());
-        let mut skips: Vec<Option<&mut [T]>> = match dskip_chunks {
-            Some(v) => v.into_iter().map(Some).collect(),
-            None => (0..x.len().div_ceil(chunk)).map(|_| None).collect(),
+        // The residual's gradient is written in the same pass, chunk by chunk, when asked for.
+        let mut skips: Vec<Option<&mut [T]>> = match dskip {
+            Some(d) => {
+                d.resize(x.shape());
+                d.data_mut().chunks_mut(chunk).map(Some).collect()
+            }
+            None => std::iter::repeat_with(|| None).take(x.len().div_ceil(chunk)).collect(),
         };
         dx.data_mut()
             .par_chunks_mut(chunk)

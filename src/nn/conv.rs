@@ -259,14 +259,13 @@ fn im2col<T: Real>(spec: &ConvSpec, x: &[T], imgs: usize, h: usize, w: usize, co
     }
 }
 
-/// The adjoint of `im2col`: scatter-adds patch gradients back into (overwritten) image gradients.
-fn col2im<T: Real>(spec: &ConvSpec, col: &[T], imgs: usize, h: usize, w: usize, dx: &mut [T]) {
-    let (ho, wo, cin, kk) = (spec.out_size(h), spec.out_size(w), spec.cin, spec.kernel);
-    let k = spec.patch_len();
-    dx.fill(T::ZERO);
-    for (dimg, cimg) in dx.chunks_exact_mut(h * w * cin).zip(col.chunks_exact(ho * wo * k)).take(imgs) {
-        for (p, row) in cimg.chunks_exact(k).enumerate() {
-            let (oy, ox) = (p / wo, p % wo);
+/// Calls `f(output pixel, tap, input offset)` for every in-bounds tap of one image, where `tap`
+/// is `ky * kernel + kx` and the input offset is where that pixel's `cin` values start.
+#[inline(always)]
+pub(super) fn for_each_tap(spec: &ConvSpec, h: usize, w: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let (ho, wo, kk) = (spec.out_size(h), spec.out_size(w), spec.kernel);
+    for oy in 0..ho {
+        for ox in 0..wo {
             for ky in 0..kk {
                 let iy = (oy * spec.stride + ky) as isize - spec.padding as isize;
                 if iy < 0 || iy >= h as isize {
@@ -275,12 +274,24 @@ fn col2im<T: Real>(spec: &ConvSpec, col: &[T], imgs: usize, h: usize, w: usize, 
                 for kx in 0..kk {
                     let ix = (ox * spec.stride + kx) as isize - spec.padding as isize;
                     if ix >= 0 && ix < w as isize {
-                        let at = (iy as usize * w + ix as usize) * cin;
-                        add_into(&mut dimg[at..at + cin], &row[(ky * kk + kx) * cin..(ky * kk + kx + 1) * cin]);
+                        f(oy * wo + ox, ky * kk + kx, (iy as usize * w + ix as usize) * spec.cin);
                     }
                 }
             }
         }
+    }
+}
+
+/// The adjoint of `im2col`: scatter-adds patch gradients back into (overwritten) image gradients.
+fn col2im<T: Real>(spec: &ConvSpec, col: &[T], imgs: usize, h: usize, w: usize, dx: &mut [T]) {
+    let (cin, k) = (spec.cin, spec.patch_len());
+    let patches = spec.out_size(h) * spec.out_size(w) * k;
+    dx.fill(T::ZERO);
+    for (dimg, cimg) in dx.chunks_exact_mut(h * w * cin).zip(col.chunks_exact(patches)).take(imgs) {
+        for_each_tap(spec, h, w, |p, tap, at| {
+            let from = p * k + tap * cin;
+            add_into(&mut dimg[at..at + cin], &cimg[from..from + cin]);
+        });
     }
 }
 

@@ -2,7 +2,7 @@
 //! im2col matrix of 9 columns makes a poor matrix product): per output pixel, each tap adds a
 //! scaled weight row to all output channels at once. Weights are used transposed, `[patch, cout]`.
 
-use super::conv::ConvSpec;
+use super::conv::{for_each_tap, ConvSpec};
 use super::Real;
 
 /// `[rows, cols]` -> `[cols, rows]`.
@@ -16,30 +16,16 @@ pub(super) fn transpose<T: Real>(src: &[T], rows: usize, cols: usize) -> Vec<T> 
     out
 }
 
-/// Calls `f(output pixel, tap row index in the transposed weight, input offset)` for every
-/// in-bounds (pixel, tap, input channel) of one image.
+/// Calls `f(output pixel, row of the transposed weight, input offset)` for every in-bounds
+/// (pixel, tap, input channel) of one image.
 #[inline(always)]
-fn for_each_tap(spec: &ConvSpec, h: usize, w: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let (ho, wo, kk, cin) = (spec.out_size(h), spec.out_size(w), spec.kernel, spec.cin);
-    for oy in 0..ho {
-        for ox in 0..wo {
-            for ky in 0..kk {
-                let iy = (oy * spec.stride + ky) as isize - spec.padding as isize;
-                if iy < 0 || iy >= h as isize {
-                    continue;
-                }
-                for kx in 0..kk {
-                    let ix = (ox * spec.stride + kx) as isize - spec.padding as isize;
-                    if ix < 0 || ix >= w as isize {
-                        continue;
-                    }
-                    for ci in 0..cin {
-                        f(oy * wo + ox, (ky * kk + kx) * cin + ci, (iy as usize * w + ix as usize) * cin + ci);
-                    }
-                }
-            }
+fn for_each_tap_channel(spec: &ConvSpec, h: usize, w: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let cin = spec.cin;
+    for_each_tap(spec, h, w, |p, tap, at| {
+        for ci in 0..cin {
+            f(p, tap * cin + ci, at + ci);
         }
-    }
+    });
 }
 
 /// Forward for `imgs` images: `y = conv(x) + bias`, with `wt` the `[patch, cout]` weight.
@@ -51,7 +37,7 @@ pub(super) fn forward_chunk<T: Real>(spec: &ConvSpec, x: &[T], (h, w): (usize, u
             Some(b) => yi.chunks_exact_mut(cout).for_each(|r| r.copy_from_slice(b)),
             None => yi.fill(T::ZERO),
         }
-        for_each_tap(spec, h, w, |p, tap, at| {
+        for_each_tap_channel(spec, h, w, |p, tap, at| {
             let xv = xi[at];
             let (out, wrow) = (&mut yi[p * cout..(p + 1) * cout], &wt[tap * cout..(tap + 1) * cout]);
             for co in 0..cout {
@@ -81,7 +67,7 @@ pub(super) fn backward_chunk<T: Real>(
                 *b += g;
             }
         }
-        for_each_tap(spec, h, w, |p, tap, at| {
+        for_each_tap_channel(spec, h, w, |p, tap, at| {
             let xv = xi[at];
             let (g, dwrow) = (&dyi[p * cout..(p + 1) * cout], &mut dwt[tap * cout..(tap + 1) * cout]);
             for co in 0..cout {
@@ -92,7 +78,7 @@ pub(super) fn backward_chunk<T: Real>(
     if let Some(dx) = dx {
         dx.fill(T::ZERO);
         for (dxi, dyi) in dx.chunks_exact_mut(in_len).zip(dy.chunks_exact(out_len)) {
-            for_each_tap(spec, h, w, |p, tap, at| {
+            for_each_tap_channel(spec, h, w, |p, tap, at| {
                 let (g, wrow) = (&dyi[p * cout..(p + 1) * cout], &wt[tap * cout..(tap + 1) * cout]);
                 let mut s = T::ZERO;
                 for co in 0..cout {
