@@ -153,6 +153,9 @@ pub struct AugmentArgs {
     /// Views per image (columns after the original).
     #[arg(long, default_value_t = 6)]
     pub views: usize,
+    /// Pixels per view pixel in the picture.
+    #[arg(long, default_value_t = 4)]
+    pub zoom: usize,
 }
 
 /// `simclr bench`.

@@ -221,22 +221,24 @@ pub fn embed_cmd(a: &EmbedArgs) -> Result<()> {
 
 /// `simclr augment`: a grid, one row per image: the evaluation view, then random views.
 pub fn augment_cmd(a: &AugmentArgs) -> Result<()> {
-    if a.images == 0 || a.views == 0 {
-        bail!("--images and --views must be at least 1");
+    if a.images == 0 || a.views == 0 || a.zoom == 0 || a.zoom > 32 {
+        bail!("--images and --views must be at least 1, --zoom between 1 and 32");
     }
     let cfg = resolve_config(&a.config)?;
     let splits = load_data(&cfg)?;
     let ds = splits.train.take(a.images);
-    let (s, c, pad) = (cfg.augment.size, ds.channels, 2);
+    let (s, c, z) = (cfg.augment.size, ds.channels, a.zoom);
+    // Tiles of zoom * size pixels (nearest neighbour), with gutters of 2 * zoom.
+    let (tile, pad) = (s * z, 2 * z);
     let (cols, rows) = (a.views + 1, ds.len());
-    let (w, h) = (cols * (s + pad) + pad, rows * (s + pad) + pad);
+    let (w, h) = (cols * (tile + pad) + pad, rows * (tile + pad) + pad);
     let mut canvas = vec![255u8; w * h * 3];
     let mut paste = |row: usize, col: usize, view: &[f32]| {
-        for y in 0..s {
-            for x in 0..s {
-                let px = &view[(y * s + x) * c..(y * s + x + 1) * c];
-                let rgb = if c == 3 { [px[0], px[1], px[2]] } else { [px[0]; 3] };
-                let at = ((pad + row * (s + pad) + y) * w + pad + col * (s + pad) + x) * 3;
+        for y in 0..tile {
+            for x in 0..tile {
+                let p = (y / z * s + x / z) * c;
+                let rgb = if c == 3 { [view[p], view[p + 1], view[p + 2]] } else { [view[p]; 3] };
+                let at = ((pad + row * (tile + pad) + y) * w + pad + col * (tile + pad) + x) * 3;
                 for k in 0..3 {
                     canvas[at + k] = to_u8(rgb[k]);
                 }

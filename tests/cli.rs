@@ -242,11 +242,23 @@ fn bad_input_gives_one_clear_error_line() {
 fn augment_writes_a_png_grid() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("grid.png");
-    let r = run(&["augment", "--dataset", "fashion-mnist-sample", "--out", out.to_str().unwrap(), "--images", "3", "--views", "4"]);
+    let r = run(&[
+        "augment",
+        "--dataset",
+        "fashion-mnist-sample",
+        "--out",
+        out.to_str().unwrap(),
+        "--images",
+        "3",
+        "--views",
+        "4",
+        "--zoom",
+        "2",
+    ]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     let img = image::open(&out).unwrap();
-    // 5 columns and 3 rows of 24-pixel tiles with 2-pixel gutters.
-    assert_eq!((img.width(), img.height()), (5 * 26 + 2, 3 * 26 + 2));
+    // 5 columns and 3 rows of 48-pixel tiles (24 pixels zoomed twice) with 4-pixel gutters.
+    assert_eq!((img.width(), img.height()), (5 * 52 + 4, 3 * 52 + 4));
 }
 
 /// Unmounts a filesystem when dropped.
