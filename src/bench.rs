@@ -1,6 +1,9 @@
 //! The reference benchmark step of `shared/peers/README.md`: tutorial encoder + head on
-//! 512 views of 24x24, NT-Xent (tau 0.5), backward, Adam 3e-4; and eval-mode inference.
+//! 512 views of 24x24, NT-Xent (tau 0.5), backward, Adam 3e-4; eval-mode inference; and the
+//! time to augment one batch.
 
+use crate::augment::Preset;
+use crate::data::source::embedded_sample;
 use crate::loss::nt_xent::nt_xent;
 use crate::model::encoder::Architecture;
 use crate::model::net::{Net, NetSpec};
@@ -44,6 +47,9 @@ pub struct BenchResult {
     pub loss_last: f64,
     /// Per-layer milliseconds per step (forward and backward), from a separate profiled run.
     pub layers_ms: Vec<(String, f64)>,
+    /// Milliseconds to augment one batch (2N views of the embedded Fashion-MNIST sample, the
+    /// default `mnist` preset), all threads; pre-training overlaps this with the step.
+    pub augment_ms: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -101,6 +107,16 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
         net.forward(&xb, Mode::Eval)?;
         it.push(t.elapsed().as_secs_f64());
     }
+    let sample = embedded_sample()?.train;
+    let aug = Preset::Mnist.config(cfg.size);
+    let indices: Vec<usize> = (0..cfg.batch).map(|i| i % sample.len()).collect();
+    let mut views = Tensor::default();
+    let mut at = Vec::new();
+    for epoch in 0..5 {
+        let t = Instant::now();
+        aug.pair_batch(&sample, &indices, 0, epoch, &mut views);
+        at.push(t.elapsed().as_secs_f64());
+    }
     Ok(BenchResult {
         threads: rayon::current_num_threads(),
         step_ms_median: step_s * 1e3,
@@ -109,5 +125,6 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
         loss_first: losses[0],
         loss_last: *losses.last().expect("steps"),
         layers_ms,
+        augment_ms: median(at) * 1e3,
     })
 }

@@ -293,6 +293,12 @@ pub fn bench_cmd(a: &BenchArgs) -> Result<()> {
         );
         println!("train: {:.0} views/s ({:.1} ms/step, median of {})", r.train_views_per_s, r.step_ms_median, a.steps);
         println!("inference (eval mode, batch 1024): {:.0} images/s", r.infer_images_per_s);
+        println!(
+            "augmentation: {:.1} ms per batch of {} views ({:.1}% of a step; pre-training overlaps it on its own thread)",
+            r.augment_ms,
+            2 * a.batch,
+            100.0 * r.augment_ms / r.step_ms_median
+        );
         println!("per layer (ms per step):");
         for (name, ms) in &r.layers_ms {
             println!("  {name:<28} {ms:>8.2}");

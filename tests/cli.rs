@@ -160,19 +160,23 @@ fn killed_or_interrupted_runs_resume_bit_identically() {
     let resumed = run(&["pretrain", "--run-dir", killed.to_str().unwrap(), "--resume", "--no-probe"]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
 
-    // SIGINT: checkpoint, advice, exit code 130; then resume.
-    let interrupted = tmp.path().join("interrupted");
-    let mut child = spawn_pretrain(&interrupted);
-    wait_for(&interrupted.join("metrics.jsonl"), &mut child, Duration::from_secs(120));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("--resume"), "{err}");
-    let resumed = run(&["pretrain", "--run-dir", interrupted.to_str().unwrap(), "--resume", "--no-probe"]);
-    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    // SIGINT (Ctrl-C) and SIGTERM: checkpoint, advice, exit code 130; then resume.
+    let mut stopped = Vec::new();
+    for signal in ["INT", "TERM"] {
+        let dir = tmp.path().join(signal);
+        let mut child = spawn_pretrain(&dir);
+        wait_for(&dir.join("metrics.jsonl"), &mut child, Duration::from_secs(120));
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(err.contains("--resume"), "{err}");
+        let resumed = run(&["pretrain", "--run-dir", dir.to_str().unwrap(), "--resume", "--no-probe"]);
+        assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+        stopped.push(dir);
+    }
 
-    for other in [&killed, &interrupted] {
+    for other in std::iter::once(&killed).chain(&stopped) {
         for f in ["model.safetensors", "train_state.safetensors"] {
             assert!(tensors(&straight.join(f)) == tensors(&other.join(f)), "{f} differs: {}", other.display());
         }
