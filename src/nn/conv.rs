@@ -3,6 +3,7 @@
 use super::conv_direct::{self, transpose};
 use super::matmul::{matmul, Layout};
 use super::param::{HasParams, Param, ParamKind, TorchLayout};
+use super::scratch::Scratch;
 use super::{profile, Real, Tensor};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -58,6 +59,8 @@ pub struct Conv2d<T> {
     pub weight: Param<T>,
     /// `[cout]`, when the layer has a bias.
     pub bias: Option<Param<T>>,
+    /// im2col and accumulator buffers, reused from call to call.
+    scratch: Scratch<T>,
 }
 
 /// Output pixels per parallel work item: enough for a good gemm, small enough to stay in cache.
@@ -74,7 +77,7 @@ impl<T: Real> Conv2d<T> {
         let weight = Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng);
         let bias = bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![spec.cout]), bound, ParamKind::NoDecay, rng));
         let algorithm = if fan_in <= DIRECT_MAX_PATCH { ConvAlgorithm::Direct } else { ConvAlgorithm::Im2colGemm };
-        Conv2d { spec, algorithm, weight, bias }
+        Conv2d { spec, algorithm, weight, bias, scratch: Scratch::default() }
     }
 
     /// Output shape for an input shape, or an error naming both.
@@ -105,20 +108,22 @@ impl<T: Real> Conv2d<T> {
         let k = self.spec.patch_len();
         let xs = x.data();
         let wt = (self.algorithm == ConvAlgorithm::Direct).then(|| transpose(&self.weight.value, cout, k));
-        y.data_mut().par_chunks_mut(per * out_len).enumerate().for_each_init(Vec::new, |col, (ci, ychunk)| {
+        y.data_mut().par_chunks_mut(per * out_len).enumerate().for_each(|(ci, ychunk)| {
             let imgs = ychunk.len() / out_len;
             let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
             if let Some(wt) = &wt {
                 return conv_direct::forward_chunk(&self.spec, xchunk, (h, w), wt, self.bias.as_ref().map(|b| b.value.as_slice()), ychunk);
             }
             let pixels = imgs * ho * wo;
-            im2col(&self.spec, xchunk, imgs, h, w, col);
+            let mut col = self.scratch.take();
+            im2col(&self.spec, xchunk, imgs, h, w, &mut col);
             if let Some(b) = &self.bias {
                 for row in ychunk.chunks_exact_mut(cout) {
                     row.copy_from_slice(&b.value);
                 }
             }
-            matmul(ychunk, col, Layout::Normal, &self.weight.value, Layout::Transposed, (pixels, k, cout), self.bias.is_some(), false);
+            matmul(ychunk, &col, Layout::Normal, &self.weight.value, Layout::Transposed, (pixels, k, cout), self.bias.is_some(), false);
+            self.scratch.give(col);
         });
         Ok(())
     }
@@ -164,7 +169,14 @@ impl<T: Real> Conv2d<T> {
                 col2im(&spec, &acc.col, imgs, h, w, dxc);
             }
         };
-        let init = || Grads { dw: vec![T::ZERO; cout * k], db: vec![T::ZERO; cout], col: Vec::new() };
+        let scratch = &self.scratch;
+        let zeroed = |len: usize| {
+            let mut v = scratch.take();
+            v.clear();
+            v.resize(len, T::ZERO);
+            v
+        };
+        let init = || Grads { dw: zeroed(cout * k), db: zeroed(cout), col: scratch.take() };
         // A fixed split into groups of consecutive chunks, summed in order: the result does not
         // depend on scheduling or on the number of threads.
         let groups = nchunks.min(REDUCTION_GROUPS);
@@ -196,29 +208,39 @@ impl<T: Real> Conv2d<T> {
                 acc
             })
             .collect();
-        let total = partials.into_iter().reduce(Grads::merge).expect("at least one group");
+        let mut partials = partials.into_iter();
+        let mut total = partials.next().expect("at least one group");
+        for p in partials {
+            add_into(&mut total.dw, &p.dw);
+            add_into(&mut total.db, &p.db);
+            p.give_back(&self.scratch);
+        }
         // The direct algorithm accumulates dW transposed, [patch, cout].
-        let dw = if direct { transpose(&total.dw, k, cout) } else { total.dw };
-        add_into(&mut self.weight.grad, &dw);
+        if direct {
+            add_into(&mut self.weight.grad, &transpose(&total.dw, k, cout));
+        } else {
+            add_into(&mut self.weight.grad, &total.dw);
+        }
         if let Some(b) = &mut self.bias {
             add_into(&mut b.grad, &total.db);
         }
+        total.give_back(&self.scratch);
         Ok(())
     }
 }
 
-/// Per-thread gradient accumulators and scratch.
+/// Per-group gradient accumulators and im2col buffer, borrowed from the layer's scratch pool.
 struct Grads<T> {
     dw: Vec<T>,
     db: Vec<T>,
     col: Vec<T>,
 }
 
-impl<T: Real> Grads<T> {
-    fn merge(mut a: Self, b: Self) -> Self {
-        add_into(&mut a.dw, &b.dw);
-        add_into(&mut a.db, &b.db);
-        a
+impl<T> Grads<T> {
+    fn give_back(self, scratch: &Scratch<T>) {
+        scratch.give(self.dw);
+        scratch.give(self.db);
+        scratch.give(self.col);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod param;
 pub mod pool;
 pub mod profile;
 pub mod real;
+pub mod scratch;
 pub mod tensor;
 
 pub use real::Real;
