@@ -104,7 +104,7 @@ pub struct PretrainArgs {
     /// Start from the weights of this model checkpoint.
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// Stop after N steps in total.
+    /// Stop after N steps in total (0: save the untrained network, e.g. to probe it as a baseline).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Skip the linear probe at the end.

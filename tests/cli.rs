@@ -92,6 +92,12 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     assert!(h.starts_with(b"\x93NUMPY") && text(&h[..128]).contains("(1000, 2304)"));
     assert!(emb.join("z.npy").is_file() && emb.join("labels.npy").is_file());
 
+    // `--steps 0` saves the untrained network, which probes as the random-encoder baseline.
+    let zero = tmp.path().join("zero");
+    assert!(pretrain(&zero, &["--steps", "0", "--no-probe"]).status.success());
+    let random = run(&["probe", zero.to_str().unwrap()]);
+    assert!(random.status.success() && text(&random.stdout).contains("Test Accuracy:"), "{}", text(&random.stderr));
+
     // A second run into the same directory is refused; nothing in it is touched.
     let before = file(&dir, "model.safetensors");
     let before_probe = file(&dir, "probe.json");

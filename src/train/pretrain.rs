@@ -161,6 +161,11 @@ pub fn pretrain(
         interrupted: false,
     };
     if step >= end {
+        // Nothing to train (e.g. `--steps 0`): still leave a checkpoint of the network as it
+        // starts, so that the untrained encoder can be probed as a baseline.
+        if !dir.train_state().exists() {
+            save_checkpoint(&dir, &mut net, &opt, step)?;
+        }
         return Ok(outcome);
     }
 
