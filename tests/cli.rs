@@ -92,6 +92,16 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     assert!(h.starts_with(b"\x93NUMPY") && text(&h[..128]).contains("(1000, 2304)"));
     assert!(emb.join("z.npy").is_file() && emb.join("labels.npy").is_file());
 
+    // `--init` starts a new run from those weights; weights of another network are refused.
+    let model = dir.join("model.safetensors");
+    let init = pretrain(&tmp.path().join("init"), &["--epochs", "1", "--steps", "1", "--no-probe", "--init", model.to_str().unwrap()]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    std::fs::write(tmp.path().join("wide.toml"), "[model]\nhead_widths = [64, 32]\n").unwrap();
+    let wide = tmp.path().join("wide.toml");
+    let mismatch =
+        pretrain(&tmp.path().join("init2"), &["--config", wide.to_str().unwrap(), "--epochs", "1", "--init", model.to_str().unwrap()]);
+    assert_clean_error(&mismatch, "different network");
+
     // `--steps 0` saves the untrained network, which probes as the random-encoder baseline.
     let zero = tmp.path().join("zero");
     assert!(pretrain(&zero, &["--steps", "0", "--no-probe"]).status.success());
