@@ -4,6 +4,7 @@ use super::conv_direct::{self, transpose};
 use super::matmul::{matmul, Layout};
 use super::param::{HasParams, Param, ParamKind, TorchLayout};
 use super::scratch::Scratch;
+use super::winograd;
 use super::{profile, Real, Tensor};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -43,10 +44,30 @@ pub enum ConvAlgorithm {
     Im2colGemm,
     /// Per-pixel taps over all output channels; for patches too small for a good matrix product.
     Direct,
+    /// Winograd F(2x2, 3x3) for the forward pass and the input gradient (3x3, stride 1,
+    /// padding 1); the weight gradient uses im2col + gemm.
+    Winograd,
+}
+
+impl ConvAlgorithm {
+    /// The fastest algorithm for a shape (measured on the reference model).
+    fn for_spec(spec: &ConvSpec) -> Self {
+        if spec.patch_len() <= DIRECT_MAX_PATCH {
+            ConvAlgorithm::Direct
+        } else if spec.kernel == 3 && spec.stride == 1 && spec.padding == 1 && spec.cin >= WINOGRAD_MIN_CHANNELS {
+            ConvAlgorithm::Winograd
+        } else {
+            ConvAlgorithm::Im2colGemm
+        }
+    }
 }
 
 /// Largest patch (kernel * kernel * cin) computed directly rather than by im2col + gemm.
 const DIRECT_MAX_PATCH: usize = 16;
+/// Fewest input channels for which Winograd's 16 smaller products beat one im2col product.
+const WINOGRAD_MIN_CHANNELS: usize = 16;
+/// Fewest input pixels (h * w) for which Winograd is used.
+const WINOGRAD_MIN_PIXELS: usize = 16;
 
 /// Conv2d. Weight stored `[cout, kh, kw, cin]` (exported as PyTorch's `[cout, cin, kh, kw]`).
 #[derive(Clone, Debug)]
@@ -64,7 +85,7 @@ pub struct Conv2d<T> {
 }
 
 /// Output pixels per parallel work item: enough for a good gemm, small enough to stay in cache.
-const CHUNK_PIXELS: usize = 1152;
+const CHUNK_PIXELS: usize = 576;
 /// Weight-gradient partial sums per backward (fixed, for results independent of thread count).
 const REDUCTION_GROUPS: usize = 16;
 
@@ -76,8 +97,7 @@ impl<T: Real> Conv2d<T> {
         let layout = TorchLayout::Conv { cout: spec.cout, k: spec.kernel, cin: spec.cin };
         let weight = Param::uniform(format!("{name}.weight"), layout, bound, ParamKind::Weight, rng);
         let bias = bias.then(|| Param::uniform(format!("{name}.bias"), TorchLayout::Same(vec![spec.cout]), bound, ParamKind::NoDecay, rng));
-        let algorithm = if fan_in <= DIRECT_MAX_PATCH { ConvAlgorithm::Direct } else { ConvAlgorithm::Im2colGemm };
-        Conv2d { spec, algorithm, weight, bias, scratch: Scratch::default() }
+        Conv2d { spec, algorithm: ConvAlgorithm::for_spec(&spec), weight, bias, scratch: Scratch::default() }
     }
 
     /// Output shape for an input shape, or an error naming both.
@@ -90,6 +110,16 @@ impl<T: Real> Conv2d<T> {
             bail!("conv {}: input {:?} smaller than the kernel", self.weight.name, x.shape());
         }
         Ok([n, self.spec.out_size(h), self.spec.out_size(w), self.spec.cout])
+    }
+
+    /// The algorithm for `h x w` inputs: Winograd's filter transform does not pay for itself on
+    /// maps smaller than 4x4 (such as ResNet's last stage on small images).
+    fn algorithm_for(&self, h: usize, w: usize) -> ConvAlgorithm {
+        if self.algorithm == ConvAlgorithm::Winograd && h * w < WINOGRAD_MIN_PIXELS {
+            ConvAlgorithm::Im2colGemm
+        } else {
+            self.algorithm
+        }
     }
 
     fn images_per_chunk(&self, ho: usize, wo: usize) -> usize {
@@ -107,12 +137,26 @@ impl<T: Real> Conv2d<T> {
         let (in_len, out_len) = (h * w * cin, ho * wo * cout);
         let k = self.spec.patch_len();
         let xs = x.data();
-        let wt = (self.algorithm == ConvAlgorithm::Direct).then(|| transpose(&self.weight.value, cout, k));
+        let bias = self.bias.as_ref().map(|b| b.value.as_slice());
+        let algorithm = self.algorithm_for(h, w);
+        let prepared = match algorithm {
+            ConvAlgorithm::Direct => transpose(&self.weight.value, cout, k),
+            ConvAlgorithm::Winograd => winograd::transform_filters(&self.weight.value, cin, cout),
+            ConvAlgorithm::Im2colGemm => Vec::new(),
+        };
         y.data_mut().par_chunks_mut(per * out_len).enumerate().for_each(|(ci, ychunk)| {
             let imgs = ychunk.len() / out_len;
             let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
-            if let Some(wt) = &wt {
-                return conv_direct::forward_chunk(&self.spec, xchunk, (h, w), wt, self.bias.as_ref().map(|b| b.value.as_slice()), ychunk);
+            match algorithm {
+                ConvAlgorithm::Direct => return conv_direct::forward_chunk(&self.spec, xchunk, (h, w), &prepared, bias, ychunk),
+                ConvAlgorithm::Winograd => {
+                    let (mut v, mut m) = (self.scratch.take(), self.scratch.take());
+                    winograd::conv_chunk(xchunk, (imgs, h, w), (cin, cout), &prepared, bias, ychunk, &mut v, &mut m);
+                    self.scratch.give(v);
+                    self.scratch.give(m);
+                    return;
+                }
+                ConvAlgorithm::Im2colGemm => {}
             }
             let pixels = imgs * ho * wo;
             let mut col = self.scratch.take();
@@ -141,12 +185,16 @@ impl<T: Real> Conv2d<T> {
         let spec = self.spec;
         let wv = &self.weight.value;
         let has_bias = self.bias.is_some();
-        let direct = self.algorithm == ConvAlgorithm::Direct;
+        let algorithm = self.algorithm_for(h, w);
+        let direct = algorithm == ConvAlgorithm::Direct;
         let wt = if direct { transpose(wv, cout, k) } else { Vec::new() };
+        // Winograd input gradient: the same convolution of dy with the flipped filters.
+        let winograd_dx = (algorithm == ConvAlgorithm::Winograd)
+            .then(|| winograd::transform_filters(&winograd::flipped_weight(wv, cin, cout), cout, cin));
         let (xs, dys) = (x.data(), dy.data());
         let nchunks = n.div_ceil(per);
         // One chunk: im2col, dW += dy^T col, db += sum(dy), and dx = col2im(dy W) when wanted.
-        let work = |acc: &mut Grads<T>, ci: usize, dxchunk: Option<&mut [T]>| {
+        let work = |acc: &mut Grads<T>, ci: usize, mut dxchunk: Option<&mut [T]>| {
             let imgs = per.min(n - ci * per);
             let pixels = imgs * ho * wo;
             let xchunk = &xs[ci * per * in_len..(ci * per + imgs) * in_len];
@@ -163,6 +211,10 @@ impl<T: Real> Conv2d<T> {
                     }
                 }
             }
+            if let (Some(dxc), Some(uf)) = (dxchunk.as_deref_mut(), &winograd_dx) {
+                winograd::conv_chunk(dychunk, (imgs, h, w), (cout, cin), uf, None, dxc, &mut acc.col, &mut acc.aux);
+                return;
+            }
             if let Some(dxc) = dxchunk {
                 acc.col.resize(pixels * k, T::ZERO);
                 matmul(&mut acc.col, dychunk, Layout::Normal, wv, Layout::Normal, (pixels, cout, k), false, false);
@@ -176,7 +228,7 @@ impl<T: Real> Conv2d<T> {
             v.resize(len, T::ZERO);
             v
         };
-        let init = || Grads { dw: zeroed(cout * k), db: zeroed(cout), col: scratch.take() };
+        let init = || Grads { dw: zeroed(cout * k), db: zeroed(cout), col: scratch.take(), aux: scratch.take() };
         // A fixed split into groups of consecutive chunks, summed in order: the result does not
         // depend on scheduling or on the number of threads.
         let groups = nchunks.min(REDUCTION_GROUPS);
@@ -234,6 +286,7 @@ struct Grads<T> {
     dw: Vec<T>,
     db: Vec<T>,
     col: Vec<T>,
+    aux: Vec<T>,
 }
 
 impl<T> Grads<T> {
@@ -241,6 +294,7 @@ impl<T> Grads<T> {
         scratch.give(self.dw);
         scratch.give(self.db);
         scratch.give(self.col);
+        scratch.give(self.aux);
     }
 }
 
@@ -332,11 +386,18 @@ mod tests {
     use crate::nn::gradcheck::{check_layer, random_tensor};
     use rand::SeedableRng;
 
-    /// Gradient-checks both algorithms and checks that they agree.
+    /// Whether an algorithm can compute this shape.
+    fn supports(algorithm: ConvAlgorithm, spec: &ConvSpec) -> bool {
+        algorithm != ConvAlgorithm::Winograd || (spec.kernel == 3 && spec.stride == 1 && spec.padding == 1)
+    }
+
+    /// Gradient-checks every algorithm that supports the shape and checks that they agree.
     fn check(spec: ConvSpec, bias: bool, n: usize, size: usize) {
         let x = random_tensor(&[n, size, size, spec.cin], 2);
         let mut outputs = Vec::new();
-        for algorithm in [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct] {
+        for algorithm in
+            [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct, ConvAlgorithm::Winograd].into_iter().filter(|&a| supports(a, &spec))
+        {
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             let mut conv = Conv2d::<f64>::new("c", spec, bias, &mut rng);
             conv.algorithm = algorithm;
@@ -345,8 +406,10 @@ mod tests {
             conv.forward(&x, &mut y).unwrap();
             outputs.push(y);
         }
-        for (a, b) in outputs[0].data().iter().zip(outputs[1].data()) {
-            assert!((a - b).abs() < 1e-12);
+        for other in &outputs[1..] {
+            for (a, b) in outputs[0].data().iter().zip(other.data()) {
+                assert!((a - b).abs() < 1e-12);
+            }
         }
     }
 
@@ -362,11 +425,15 @@ mod tests {
     }
 
     #[test]
-    fn small_patches_use_the_direct_algorithm() {
+    fn algorithms_follow_the_shape() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let first = Conv2d::<f32>::new("c", ConvSpec { cin: 1, cout: 32, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
         let wide = Conv2d::<f32>::new("c", ConvSpec { cin: 32, cout: 64, kernel: 3, stride: 1, padding: 1 }, true, &mut rng);
-        assert_eq!((first.algorithm, wide.algorithm), (ConvAlgorithm::Direct, ConvAlgorithm::Im2colGemm));
+        let strided = Conv2d::<f32>::new("c", ConvSpec { cin: 32, cout: 64, kernel: 3, stride: 2, padding: 1 }, true, &mut rng);
+        assert_eq!(
+            (first.algorithm, wide.algorithm, strided.algorithm),
+            (ConvAlgorithm::Direct, ConvAlgorithm::Winograd, ConvAlgorithm::Im2colGemm)
+        );
     }
 
     #[test]

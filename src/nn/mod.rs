@@ -14,6 +14,7 @@ pub mod profile;
 pub mod real;
 pub mod scratch;
 pub mod tensor;
+pub mod winograd;
 
 pub use real::Real;
 pub use tensor::Tensor;
