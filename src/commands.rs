@@ -16,6 +16,7 @@ use crate::train::metrics::MetricsWriter;
 use crate::train::pretrain::{pretrain, PretrainOptions};
 use crate::train::run_dir::{Existing, RunDir};
 use anyhow::{bail, Context, Result};
+use image::ImageEncoder;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -274,8 +275,6 @@ pub fn augment_cmd(a: &AugmentArgs) -> Result<()> {
     println!("wrote {} ({rows} images x {} views, first column: evaluation view)", a.out.display(), a.views);
     Ok(())
 }
-
-use image::ImageEncoder;
 
 /// `simclr bench`.
 pub fn bench_cmd(a: &BenchArgs) -> Result<()> {

@@ -45,14 +45,8 @@ pub struct PretrainOptions {
 /// How pre-training ended.
 #[derive(Clone, Debug)]
 pub struct PretrainOutcome {
-    /// The run directory.
-    pub run_dir: RunDir,
     /// Steps completed in total.
     pub steps: u64,
-    /// Steps per epoch.
-    pub steps_per_epoch: u64,
-    /// Mean loss of the last epoch run (or of the steps run, when stopped early).
-    pub last_loss: f64,
     /// Seconds of each epoch completed in this invocation.
     pub epoch_seconds: Vec<f64>,
     /// Whether it stopped because of an interruption request.
@@ -152,14 +146,7 @@ pub fn pretrain(
     let end = opts.max_steps.map_or(total, |m| m.min(total));
     let mut metrics = MetricsWriter::open(&dir.metrics(), Some(step))?;
     let monitor = Monitor::new(&cfg.monitor, train, held_out, cfg.seed);
-    let mut outcome = PretrainOutcome {
-        run_dir: dir.clone(),
-        steps: step,
-        steps_per_epoch,
-        last_loss: f64::NAN,
-        epoch_seconds: Vec::new(),
-        interrupted: false,
-    };
+    let mut outcome = PretrainOutcome { steps: step, epoch_seconds: Vec::new(), interrupted: false };
     if step >= end {
         // Nothing to train (e.g. `--steps 0`): still leave a checkpoint of the network as it
         // starts, so that the untrained encoder can be probed as a baseline.
@@ -176,12 +163,15 @@ pub fn pretrain(
         let first = step;
         scope.spawn(move || {
             let mut s = first;
+            let mut order = (u64::MAX, Vec::new());
             while s < end {
                 let epoch = s / steps_per_epoch;
-                let order = epoch_order(train.len(), seed, epoch);
+                if order.0 != epoch {
+                    order = (epoch, epoch_order(train.len(), seed, epoch));
+                }
                 let k = (s % steps_per_epoch) as usize;
                 let mut views = Tensor::default();
-                aug.pair_batch(train, &order[k * n..(k + 1) * n], seed, epoch, &mut views);
+                aug.pair_batch(train, &order.1[k * n..(k + 1) * n], seed, epoch, &mut views);
                 if tx.send(views).is_err() {
                     return;
                 }
@@ -250,7 +240,6 @@ pub fn pretrain(
             }
             let secs = started.elapsed().as_secs_f64();
             let loss = loss_sum / counted.max(1) as f64;
-            outcome.last_loss = loss;
             if outcome.interrupted {
                 break;
             }
