@@ -30,17 +30,18 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Monitors for a run, or `None` when they are disabled or the data has no labels.
+    /// Monitors for a run, or `None` when they are disabled, the data has no labels, or fewer
+    /// than two held-out images exist.
     pub fn new(config: &MonitorConfig, train: &Dataset, held_out: Option<&Dataset>, seed: u64) -> Option<Self> {
         let held_out = held_out?;
-        if !config.enabled || train.labels.is_none() || held_out.labels.is_none() {
+        if !config.enabled || train.labels.is_none() || held_out.labels.is_none() || held_out.len() < 2 {
             return None;
         }
         Some(Monitor {
             config: config.clone(),
             bank: train.take(config.knn_bank),
             queries: held_out.take(config.knn_queries),
-            pairs: held_out.take(config.pairs.max(2)),
+            pairs: held_out.take(config.pairs),
             seed,
         })
     }
