@@ -66,7 +66,7 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("LINEAR EVALUATION") && stdout.contains("Test Accuracy:"), "{stdout}");
     assert!(stdout.contains("epoch   2/2"), "{stdout}");
-    for f in ["config.toml", "model.safetensors", "train_state.safetensors", "metrics.jsonl", "probe.json"] {
+    for f in ["config.toml", "model.safetensors", "train_state.safetensors", "metrics.jsonl", "metrics.csv", "probe.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let probe: serde_json::Value = serde_json::from_slice(&file(&dir, "probe.json")).unwrap();

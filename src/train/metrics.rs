@@ -56,6 +56,22 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// Writes the epoch records of a metrics file as CSV (one row per epoch, one column per key,
+/// keys sorted), atomically. The JSON lines stay the source of truth.
+pub fn write_epoch_csv(jsonl: &Path, csv: &Path) -> Result<()> {
+    let epochs: Vec<serde_json::Map<String, Value>> =
+        read_metrics(jsonl)?.into_iter().filter(|r| r["kind"] == "epoch").filter_map(|r| r.as_object().cloned()).collect();
+    let mut keys: Vec<&String> = epochs.iter().flat_map(|r| r.keys()).filter(|k| *k != "kind").collect();
+    keys.sort();
+    keys.dedup();
+    let mut text = keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",") + "\n";
+    for r in &epochs {
+        let cells: Vec<String> = keys.iter().map(|k| r.get(*k).map(|v| v.to_string()).unwrap_or_default()).collect();
+        text += &(cells.join(",") + "\n");
+    }
+    crate::io::write_atomic(csv, text.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +90,17 @@ mod tests {
         w.write(&json!({"kind": "step", "step": 3})).unwrap();
         let steps: Vec<u64> = read_metrics(&p).unwrap().iter().map(|v| v["step"].as_u64().unwrap()).collect();
         assert_eq!(steps, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn epoch_records_become_csv_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, csv) = (dir.path().join("m.jsonl"), dir.path().join("m.csv"));
+        let mut w = MetricsWriter::open(&p, None).unwrap();
+        w.write(&json!({"kind": "step", "step": 1, "loss": 9.0})).unwrap();
+        w.write(&json!({"kind": "epoch", "step": 1, "epoch": 1, "loss": 4.5})).unwrap();
+        w.write(&json!({"kind": "epoch", "step": 2, "epoch": 2, "loss": 4.25, "knn_accuracy": 0.5})).unwrap();
+        write_epoch_csv(&p, &csv).unwrap();
+        assert_eq!(std::fs::read_to_string(&csv).unwrap(), "epoch,knn_accuracy,loss,step\n1,,4.5,1\n2,0.5,4.25,2\n");
     }
 }

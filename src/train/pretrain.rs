@@ -1,7 +1,7 @@
 //! The SimCLR pre-training loop: augmented pairs -> network -> NT-Xent -> backward -> optimizer,
 //! with per-step learning-rate schedule, metrics, atomic checkpoints and exact resumption.
 
-use super::metrics::{read_metrics, MetricsWriter};
+use super::metrics::{read_metrics, write_epoch_csv, MetricsWriter};
 use super::monitor::Monitor;
 use super::run_dir::{Existing, RunDir};
 use crate::augment::pipeline::mix;
@@ -272,6 +272,7 @@ pub fn pretrain(
                 // The record goes first: a crash before the checkpoint replays the epoch, and the
                 // resumed run drops records past its checkpoint, so no record is lost or doubled.
                 metrics.write(&record)?;
+                write_epoch_csv(&dir.metrics(), &dir.metrics_csv())?;
                 save_checkpoint(&dir, &mut net, &opt, step)?;
             }
             println!(

@@ -38,6 +38,10 @@ impl RunDir {
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
     }
+    /// The epoch records of the metrics as CSV, for spreadsheets.
+    pub fn metrics_csv(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
     /// The probe's results.
     pub fn probe(&self) -> PathBuf {
         self.root.join("probe.json")
@@ -58,7 +62,7 @@ impl RunDir {
             ),
             (false, Existing::Resume) => bail!("run directory {} holds no run to resume (no config.toml)", root.display()),
             (true, Existing::Overwrite) => {
-                for f in [dir.config(), dir.model(), dir.train_state(), dir.metrics(), dir.probe()] {
+                for f in [dir.config(), dir.model(), dir.train_state(), dir.metrics(), dir.metrics_csv(), dir.probe()] {
                     if f.exists() {
                         std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
                     }
