@@ -228,14 +228,18 @@ pub fn pretrain(
                 metrics.write(&json!({"kind": "step", "step": step, "epoch": epoch + 1, "loss": out.loss, "positive_top1": out.positive_top1, "lr": lr, "skipped": skipped}))?;
                 bar.set_message(format!("loss {:.4} lr {lr:.2e} {vps:.0} views/s", out.loss));
                 bar.inc(1);
-                if t.checkpoint_every_steps > 0 && step % t.checkpoint_every_steps == 0 {
-                    save_checkpoint(&dir, &mut net, &opt, step)?;
-                }
-                if stop.load(Ordering::SeqCst) {
-                    save_checkpoint(&dir, &mut net, &opt, step)?;
-                    bar.abandon();
-                    outcome.interrupted = true;
-                    break;
+                // At the end of an epoch its record is written and then it is checkpointed below;
+                // checkpointing here first would lose that record if the run died in between.
+                if step % steps_per_epoch != 0 {
+                    let stopping = stop.load(Ordering::SeqCst);
+                    if stopping || (t.checkpoint_every_steps > 0 && step % t.checkpoint_every_steps == 0) {
+                        save_checkpoint(&dir, &mut net, &opt, step)?;
+                    }
+                    if stopping {
+                        bar.abandon();
+                        outcome.interrupted = true;
+                        break;
+                    }
                 }
             }
             let secs = started.elapsed().as_secs_f64();
@@ -246,10 +250,11 @@ pub fn pretrain(
             bar.finish_and_clear();
             let views_per_s = (step - first_step) as f64 * 2.0 * n as f64 / secs;
             let complete = step % steps_per_epoch == 0;
+            let (top1, last_lr) = (top1_sum / counted.max(1) as f64, schedule.lr(step - 1));
             let mut monitored = String::new();
             if complete {
                 outcome.epoch_seconds.push(secs);
-                let mut record = json!({"kind": "epoch", "step": step, "epoch": epoch + 1, "loss": loss, "positive_top1": top1_sum / counted.max(1) as f64, "lr": schedule.lr(step - 1), "seconds": secs, "views_per_s": views_per_s});
+                let mut record = json!({"kind": "epoch", "step": step, "epoch": epoch + 1, "loss": loss, "positive_top1": top1, "lr": last_lr, "seconds": secs, "views_per_s": views_per_s});
                 // The InfoNCE bound: I(view; view+) >= log(candidates) - loss, 2N - 1 candidates.
                 record["mi_lower_bound"] = json!(((2 * n - 1) as f64).ln() - loss);
                 if let Some(m) = &monitor {
@@ -279,10 +284,15 @@ pub fn pretrain(
                 "epoch {:>3}/{}  loss {loss:.4}  positive top-1 {:.3}  lr {:.2e}  {secs:.1} s  {views_per_s:.0} views/s{monitored}{}",
                 epoch + 1,
                 t.epochs,
-                top1_sum / counted.max(1) as f64,
-                schedule.lr(step - 1),
+                top1,
+                last_lr,
                 if complete { "" } else { "  (stopped early)" }
             );
+            // An interruption during an epoch's last step stops after that epoch's checkpoint.
+            if complete && step < end && stop.load(Ordering::SeqCst) {
+                outcome.interrupted = true;
+                break;
+            }
         }
         if !outcome.interrupted && step % steps_per_epoch != 0 {
             save_checkpoint(&dir, &mut net, &opt, step)?;
