@@ -31,9 +31,9 @@ pub fn resolve_config(a: &ConfigArgs) -> Result<RunConfig> {
     };
     if let Some(d) = &a.dataset {
         cfg.data.dataset = d.clone();
+        // Without a config file, CIFAR-10 gets the paper's RGB augmentation at its own size.
         if matches!(d, DatasetName::Cifar10) && a.config.is_none() {
             cfg.augment = crate::augment::Preset::Simclr.config(32);
-            cfg.data.channels = 3;
         }
     }
     if let Some(p) = &a.data_dir {
