@@ -31,7 +31,7 @@ pub enum Command {
     ///
     /// Writes into the run directory: config.toml (the resolved configuration), metrics.jsonl,
     /// model.safetensors (PyTorch state-dict names) and train_state.safetensors (checkpointed each
-    /// epoch, atomically), probe.json. Ctrl-C checkpoints and stops; continue with --resume.
+    /// epoch, atomically), probe.json, report.html and plots/. Ctrl-C checkpoints and stops; continue with --resume.
     Pretrain(PretrainArgs),
     /// Linear probe of a trained encoder: logistic regression on frozen features.
     ///
@@ -44,6 +44,18 @@ pub enum Command {
     /// h is flattened in PyTorch's channel-major order, so it equals `net.encoder(x)` of the
     /// PyTorch modules in python/simclr_torch.py loaded from the same checkpoint.
     Embed(EmbedArgs),
+    /// Compare a run with baselines: the linear probe on raw pixels, on the untrained encoder, and
+    /// on the same encoder trained end to end with labels.
+    ///
+    /// Prints the ladder beside the run's own probe, saves it as baselines.json and redraws
+    /// report.html. The supervised encoder starts from the run's initial weights and trains on the
+    /// same augmented views with the same optimizer and schedule.
+    Baselines(BaselinesArgs),
+    /// Redraw a run's report.html and plots/ (also for an unfinished run).
+    ///
+    /// The report embeds its pictures: training curves, kNN and probe accuracy, representation
+    /// geometry, PCA and t-SNE maps of h, the probe's confusion matrix and the augmentations.
+    Report(ReportArgs),
     /// Draw a PNG grid: each row an image and several random views of it.
     Augment(AugmentArgs),
     /// Benchmark the reference training step and inference (views/s, per-layer times).
@@ -120,6 +132,23 @@ pub struct ProbeArgs {
     /// Which representation to probe.
     #[arg(long, value_enum, default_value = "h")]
     pub features: Features,
+}
+
+/// `simclr baselines`.
+#[derive(Args, Debug)]
+pub struct BaselinesArgs {
+    /// Run directory (with config.toml; its probe.json, when present, is shown beside).
+    pub run_dir: PathBuf,
+    /// Epochs of supervised training (0 skips the supervised baseline).
+    #[arg(long, default_value_t = 10)]
+    pub supervised_epochs: usize,
+}
+
+/// `simclr report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directory.
+    pub run_dir: PathBuf,
 }
 
 /// `simclr embed`.

@@ -1,27 +1,30 @@
 //! What each subcommand does, on top of the library.
 
-use crate::augment::pipeline::to_u8;
 use crate::bench::{self, BenchConfig};
 use crate::checkpoint::load_net;
-use crate::cli::{AugmentArgs, BenchArgs, ConfigArgs, EmbedArgs, PretrainArgs, ProbeArgs};
+use crate::cli::{AugmentArgs, BaselinesArgs, BenchArgs, ConfigArgs, EmbedArgs, PretrainArgs, ProbeArgs, ReportArgs};
 use crate::config::RunConfig;
 use crate::data::source::{self, DatasetName, Fallbacks, Splits};
 use crate::data::Dataset;
 use crate::eval::features::{encode, Features};
-use crate::eval::probe::{linear_probe, ProbeResult, ProbeSettings};
+use crate::eval::probe::{confusion, linear_probe, ProbeResult, ProbeSettings};
+use crate::eval::supervised::{classifier_accuracy, train_supervised};
 use crate::io::{write_atomic, write_npy_f32, write_npy_i64};
+use crate::model::net::Net;
 use crate::nn::param::TorchLayout;
-use crate::nn::Tensor;
+use crate::report::augment_grid::augment_grid;
+use crate::report::figures::class_names;
+use crate::report::records::RunRecords;
+use crate::report::write_report;
 use crate::train::metrics::MetricsWriter;
 use crate::train::pretrain::{pretrain, PretrainOptions};
 use crate::train::run_dir::{Existing, RunDir};
 use anyhow::{bail, Context, Result};
-use image::ImageEncoder;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The configuration from `--config` (or defaults) with command-line overrides applied.
 pub fn resolve_config(a: &ConfigArgs) -> Result<RunConfig> {
@@ -137,6 +140,8 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
             run_dir.display(),
             run_dir.display()
         );
+        write_report(&RunDir { root: run_dir.clone() }, Some(&splits))?;
+        eprintln!("report so far: {}", RunDir { root: run_dir }.report().display());
         return Ok(false);
     }
     if !out.epoch_seconds.is_empty() {
@@ -146,6 +151,8 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
     if !a.no_probe {
         probe_run(&run_dir, &cfg, &splits, Features::H)?;
     }
+    write_report(&RunDir { root: run_dir.clone() }, Some(&splits))?;
+    println!("report: {}", RunDir { root: run_dir }.report().display());
     Ok(true)
 }
 
@@ -153,14 +160,22 @@ fn labels(ds: &Dataset, what: &str) -> Result<Vec<u16>> {
     ds.labels.clone().with_context(|| format!("the {what} images have no labels, which the linear probe needs"))
 }
 
-/// Encodes both splits with the run's model and runs the linear probe; prints and records it.
-pub fn probe_run(run_dir: &Path, cfg: &RunConfig, splits: &Splits, which: Features) -> Result<ProbeResult> {
-    let dir = RunDir { root: run_dir.to_path_buf() };
-    let mut net = load_net(&dir.model())?;
+fn features_name(which: Features) -> &'static str {
+    match which {
+        Features::H => "h",
+        Features::Z => "z",
+        Features::Pixels => "pixels",
+    }
+}
+
+/// Encodes both splits with `net` (nothing to encode for pixels) and runs the linear probe;
+/// returns its result as a record with the feature size, the time taken and the confusion matrix.
+fn probe_features(net: &mut Net<f32>, cfg: &RunConfig, splits: &Splits, which: Features) -> Result<(ProbeResult, serde_json::Value)> {
+    let started = Instant::now();
     let test = splits.test.as_ref().context("the dataset has no test split; the linear probe needs one")?;
     let (ty, ey) = (labels(&splits.train, "training")?, labels(test, "test")?);
-    let train_x = encode(&mut net, &cfg.augment, &splits.train, which)?;
-    let test_x = encode(&mut net, &cfg.augment, test, which)?;
+    let train_x = encode(net, &cfg.augment, &splits.train, which)?;
+    let test_x = encode(net, &cfg.augment, test, which)?;
     let settings = ProbeSettings {
         validation_fraction: cfg.probe.validation_fraction,
         weight_decays: cfg.probe.weight_decays.clone(),
@@ -168,16 +183,27 @@ pub fn probe_run(run_dir: &Path, cfg: &RunConfig, splits: &Splits, which: Featur
         seed: cfg.seed,
     };
     let r = linear_probe(&train_x, &ty, &test_x, &ey, &settings)?;
-    let name = match which {
-        Features::H => "h",
-        Features::Z => "z",
-        Features::Pixels => "pixels",
-    };
-    println!("LINEAR EVALUATION ({name}, {}-d features, weight decay {:e})", train_x.rows_cols().1, r.weight_decay);
+    let classes = splits.train.num_classes().into_iter().chain(test.num_classes()).max().unwrap_or(1);
+    let record = json!({
+        "kind": "probe", "features": features_name(which), "dim": train_x.rows_cols().1,
+        "train_accuracy": r.train_accuracy, "test_accuracy": r.test_accuracy, "weight_decay": r.weight_decay,
+        "validation": r.validation_accuracy, "seconds": started.elapsed().as_secs_f64(),
+        "confusion": confusion(&r.test_predictions, &ey, classes), "class_names": class_names(test, classes),
+    });
+    Ok((r, record))
+}
+
+/// Runs the linear probe on the run's model; prints it and records it (probe.json or
+/// probe_<features>.json, and metrics.jsonl).
+pub fn probe_run(run_dir: &Path, cfg: &RunConfig, splits: &Splits, which: Features) -> Result<ProbeResult> {
+    let dir = RunDir { root: run_dir.to_path_buf() };
+    let mut net = load_net(&dir.model())?;
+    let (r, record) = probe_features(&mut net, cfg, splits, which)?;
+    let name = features_name(which);
+    println!("LINEAR EVALUATION ({name}, {}-d features, weight decay {:e})", record["dim"], r.weight_decay);
     println!("Train Accuracy: {:.2}%", 100.0 * r.train_accuracy);
     println!("Test Accuracy: {:.2}%", 100.0 * r.test_accuracy);
-    let record = json!({"kind": "probe", "features": name, "train_accuracy": r.train_accuracy, "test_accuracy": r.test_accuracy, "weight_decay": r.weight_decay, "validation": r.validation_accuracy});
-    let probe_file = if which == Features::H { dir.probe() } else { run_dir.join(format!("probe_{name}.json")) };
+    let probe_file = if which == Features::H { dir.probe() } else { dir.probe_of(name) };
     write_atomic(&probe_file, serde_json::to_string_pretty(&record)?.as_bytes())?;
     MetricsWriter::open(&dir.metrics(), None)?.write(&record)?;
     Ok(r)
@@ -188,6 +214,78 @@ pub fn probe_cmd(a: &ProbeArgs) -> Result<()> {
     let cfg = RunConfig::load(&RunDir { root: a.run_dir.clone() }.config())?;
     let splits = load_data(&cfg)?;
     probe_run(&a.run_dir, &cfg, &splits, a.features)?;
+    Ok(())
+}
+
+/// `simclr baselines`: the linear probe on raw pixels, on the run's encoder as initialised, and on
+/// the same encoder trained with labels, beside the run's own probe; saved as baselines.json.
+pub fn baselines_cmd(a: &BaselinesArgs) -> Result<()> {
+    let dir = RunDir { root: a.run_dir.clone() };
+    let cfg = RunConfig::load(&dir.config())?;
+    let splits = load_data(&cfg)?;
+    let test = splits.test.as_ref().context("the dataset has no test split; the baselines need one")?;
+    labels(&splits.train, "training")?;
+    let mut rows = Vec::new();
+    let mut untrained = Net::<f32>::new(&cfg.net_spec(splits.train.channels), cfg.seed)?;
+    println!("baseline 1/3: linear probe on raw pixels");
+    let (_, mut pixels) = probe_features(&mut untrained, &cfg, &splits, Features::Pixels)?;
+    pixels["name"] = json!("raw pixels");
+    pixels["note"] = json!("the image itself, scaled to [0, 1]");
+    rows.push(pixels);
+    println!("baseline 2/3: linear probe on the untrained encoder (the run's initial weights)");
+    let (_, mut random) = probe_features(&mut untrained, &cfg, &splits, Features::H)?;
+    random["name"] = json!("random encoder");
+    random["note"] = json!("the encoder as initialised, never trained");
+    rows.push(random);
+    if a.supervised_epochs > 0 {
+        println!("baseline 3/3: the encoder trained end to end with labels for {} epochs", a.supervised_epochs);
+        let mut net = train_supervised(&cfg, &splits.train, a.supervised_epochs)?;
+        let own = classifier_accuracy(&mut net, &cfg, test)?;
+        let (_, mut supervised) = probe_features(&mut net, &cfg, &splits, Features::H)?;
+        supervised["name"] = json!("supervised encoder");
+        supervised["note"] = json!(format!(
+            "trained with labels for {} epochs on the same views; its own classifier: {:.2}% test",
+            a.supervised_epochs,
+            100.0 * own
+        ));
+        supervised["epochs"] = json!(a.supervised_epochs);
+        supervised["classifier_test_accuracy"] = json!(own);
+        rows.push(supervised);
+    }
+    let simclr = if dir.probe().exists() { RunRecords::read(&dir)?.probe("h").cloned() } else { None };
+    println!("\n{:<22} {:>7} {:>9} {:>9}", "linear probe on", "dim", "train", "test");
+    let line = |name: &str, r: &serde_json::Value| {
+        let pct = |k: &str| r[k].as_f64().map_or_else(|| "-".into(), |v| format!("{:.2}%", 100.0 * v));
+        println!("{name:<22} {:>7} {:>9} {:>9}", r["dim"], pct("train_accuracy"), pct("test_accuracy"));
+    };
+    for r in &rows {
+        line(r["name"].as_str().unwrap_or("?"), r);
+    }
+    match &simclr {
+        Some(p) => line("SimCLR (this run)", p),
+        None => println!("SimCLR (this run): not probed yet (simclr probe {})", a.run_dir.display()),
+    }
+    let record = json!({"kind": "baselines", "rows": rows, "simclr_test_accuracy": simclr.as_ref().map(|p| p["test_accuracy"].clone())});
+    write_atomic(&dir.baselines(), serde_json::to_string_pretty(&record)?.as_bytes())?;
+    println!("saved {}", dir.baselines().display());
+    write_report(&dir, Some(&splits))?;
+    println!("report: {}", dir.report().display());
+    Ok(())
+}
+
+/// `simclr report`: redraws the plots and report.html of a run, finished or not.
+pub fn report_cmd(a: &ReportArgs) -> Result<()> {
+    let dir = RunDir { root: a.run_dir.clone() };
+    let cfg = RunConfig::load(&dir.config())?;
+    let splits = match load_data(&cfg) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("note: the run's dataset cannot be loaded ({e:#}); the report leaves out the map and the augmentation grid");
+            None
+        }
+    };
+    write_report(&dir, splits.as_ref())?;
+    println!("report: {}", dir.report().display());
     Ok(())
 }
 
@@ -228,51 +326,8 @@ pub fn augment_cmd(a: &AugmentArgs) -> Result<()> {
     let cfg = resolve_config(&a.config)?;
     let splits = load_data(&cfg)?;
     let ds = splits.train.take(a.images);
-    let (s, c, z) = (cfg.augment.size, ds.channels, a.zoom);
-    // Tiles of zoom * size pixels (nearest neighbour), with gutters of 2 * zoom.
-    let (tile, pad) = (s * z, 2 * z);
-    let (cols, rows) = (a.views + 1, ds.len());
-    let (w, h) = (cols * (tile + pad) + pad, rows * (tile + pad) + pad);
-    let mut canvas = vec![255u8; w * h * 3];
-    let mut paste = |row: usize, col: usize, view: &[f32]| {
-        for y in 0..tile {
-            for x in 0..tile {
-                let p = (y / z * s + x / z) * c;
-                let rgb = if c == 3 { [view[p], view[p + 1], view[p + 2]] } else { [view[p]; 3] };
-                let at = ((pad + row * (tile + pad) + y) * w + pad + col * (tile + pad) + x) * 3;
-                for k in 0..3 {
-                    canvas[at + k] = to_u8(rgb[k]);
-                }
-            }
-        }
-    };
-    let mut eval = Tensor::default();
-    cfg.augment.eval_batch(&ds, 0, ds.len(), &mut eval);
-    for i in 0..rows {
-        paste(i, 0, &eval.data()[i * s * s * c..(i + 1) * s * s * c]);
-    }
-    let indices: Vec<usize> = (0..rows).collect();
-    let mut views = Tensor::default();
-    for pair in 0..a.views.div_ceil(2) {
-        // Views 2k and 2k+1 are the two views of one pre-training step (epoch k).
-        cfg.augment.pair_batch(&ds, &indices, cfg.seed, pair as u64, &mut views);
-        for v in 0..2 {
-            let col = 1 + 2 * pair + v;
-            if col > a.views {
-                break;
-            }
-            for i in 0..rows {
-                let r = v * rows + i;
-                paste(i, col, &views.data()[r * s * s * c..(r + 1) * s * s * c]);
-            }
-        }
-    }
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&canvas, w as u32, h as u32, image::ExtendedColorType::Rgb8)
-        .context("cannot encode the PNG")?;
-    write_atomic(&a.out, &png)?;
-    println!("wrote {} ({rows} images x {} views, first column: evaluation view)", a.out.display(), a.views);
+    write_atomic(&a.out, &augment_grid(&cfg.augment, &ds, cfg.seed, a.views, a.zoom)?)?;
+    println!("wrote {} ({} images x {} views, first column: evaluation view)", a.out.display(), ds.len(), a.views);
     Ok(())
 }
 

@@ -57,6 +57,15 @@ pub fn write_npy_i64(path: &Path, shape: &[usize], values: &[i64]) -> Result<()>
     write_atomic(path, &npy_bytes("<i8", shape, &data))
 }
 
+/// PNG bytes of an 8-bit image, `channels` 1 (gray) or 3 (RGB) per pixel, row-major.
+pub fn png_bytes(pixels: &[u8], width: u32, height: u32, channels: usize) -> Result<Vec<u8>> {
+    use image::ImageEncoder;
+    let kind = if channels == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png).write_image(pixels, width, height, kind).context("cannot encode the PNG")?;
+    Ok(png)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

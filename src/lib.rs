@@ -2,7 +2,8 @@
 //!
 //! Images are augmented twice ([`augment`]), encoded ([`model`]) and pulled together by the
 //! NT-Xent loss ([`loss`]), trained by [`train`] on the explicit-backward engine ([`nn`]) with
-//! the optimizers of [`optim`], and evaluated on frozen features ([`eval`]). The `simclr` binary
+//! the optimizers of [`optim`], and evaluated on frozen features ([`eval`]) and
+//! reported ([`report`]). The `simclr` binary
 //! is a thin layer over [`cli`] and [`commands`].
 
 // Kernels index several equally long slices by channel; index loops are the clearest form there
@@ -22,4 +23,5 @@ pub mod loss;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod report;
 pub mod train;

@@ -30,6 +30,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Probe(a) => commands::probe_cmd(a).map(|_| true),
         Command::Embed(a) => commands::embed_cmd(a).map(|_| true),
+        Command::Baselines(a) => commands::baselines_cmd(a).map(|_| true),
+        Command::Report(a) => commands::report_cmd(a).map(|_| true),
         Command::Augment(a) => commands::augment_cmd(a).map(|_| true),
         Command::Bench(a) => commands::bench_cmd(a).map(|_| true),
     }

@@ -66,8 +66,22 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("LINEAR EVALUATION") && stdout.contains("Test Accuracy:"), "{stdout}");
     assert!(stdout.contains("epoch   2/2"), "{stdout}");
-    for f in ["config.toml", "model.safetensors", "train_state.safetensors", "metrics.jsonl", "metrics.csv", "probe.json"] {
+    for f in ["config.toml", "model.safetensors", "train_state.safetensors", "metrics.jsonl", "metrics.csv", "probe.json", "report.html"] {
         assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    // The report embeds every picture, which are also saved as PNG files.
+    let report = text(&file(&dir, "report.html"));
+    assert_eq!(report.matches("src=\"data:image/png;base64,").count(), 6, "pictures missing from the report");
+    assert!(!report.contains("Not drawn"), "a picture failed");
+    for png in [
+        "training-curves",
+        "accuracy",
+        "representation-geometry",
+        "map-of-the-representation",
+        "confusion-matrix-of-the-linear-probe",
+        "augmentations",
+    ] {
+        assert!(file(&dir, &format!("plots/{png}.png")).starts_with(b"\x89PNG"), "{png}");
     }
     let probe: serde_json::Value = serde_json::from_slice(&file(&dir, "probe.json")).unwrap();
     let acc = probe["test_accuracy"].as_f64().unwrap();
@@ -77,7 +91,7 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     assert_eq!(epochs.len(), 2);
     // The monitors are logged each epoch.
     for e in &epochs {
-        for key in ["knn_accuracy", "alignment", "uniformity", "spread", "mi_lower_bound"] {
+        for key in ["knn_accuracy", "alignment", "uniformity", "spread", "effective_rank", "mi_lower_bound"] {
             assert!(e[key].as_f64().is_some_and(f64::is_finite), "{key} missing in {e}");
         }
     }
@@ -91,6 +105,20 @@ fn main_job_pretrains_probes_and_writes_the_run_directory() {
     let h = std::fs::read(emb.join("h.npy")).unwrap();
     assert!(h.starts_with(b"\x93NUMPY") && text(&h[..128]).contains("(1000, 2304)"));
     assert!(emb.join("z.npy").is_file() && emb.join("labels.npy").is_file());
+
+    // The baseline ladder beside the run's probe, saved and added to the report.
+    let b = run(&["baselines", dir.to_str().unwrap(), "--supervised-epochs", "1"]);
+    let table = text(&b.stdout);
+    assert!(b.status.success(), "{table}\n{}", text(&b.stderr));
+    for row in ["raw pixels", "random encoder", "supervised encoder", "SimCLR (this run)"] {
+        assert!(table.contains(row), "{row} missing: {table}");
+    }
+    let ladder: serde_json::Value = serde_json::from_slice(&file(&dir, "baselines.json")).unwrap();
+    let rows = ladder["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["test_accuracy"].as_f64().is_some_and(|a| a > 0.3)), "{ladder}");
+    assert_eq!(rows[0]["dim"], 784);
+    assert!(text(&file(&dir, "report.html")).contains("<td>supervised encoder</td>"));
 
     // `--init` starts a new run from those weights; weights of another network are refused.
     let model = dir.join("model.safetensors");
@@ -173,6 +201,10 @@ fn killed_or_interrupted_runs_resume_bit_identically() {
     wait_for(&killed.join("model.safetensors"), &mut child, Duration::from_secs(120));
     child.kill().unwrap();
     child.wait().unwrap();
+    // The report of the unfinished run shows what was recorded.
+    let report = run(&["report", killed.to_str().unwrap()]);
+    assert!(report.status.success(), "{}", text(&report.stderr));
+    assert!(text(&file(&killed, "report.html")).contains("not finished"));
     let resumed = run(&["pretrain", "--run-dir", killed.to_str().unwrap(), "--resume", "--no-probe"]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
 
@@ -256,6 +288,8 @@ fn bad_input_gives_one_clear_error_line() {
     std::fs::write(run_dir.join("config.toml"), "seed = 0\n[data]\ndataset = \"fashion-mnist-sample\"\n").unwrap();
     std::fs::write(run_dir.join("model.safetensors"), b"\x10\x00\x00").unwrap();
     assert_clean_error(&run(&["probe", &s(&run_dir)]), "model.safetensors");
+    assert_clean_error(&run(&["report", &s(&p("no-run"))]), "no-run");
+    assert_clean_error(&run(&["baselines", &s(&p("no-run"))]), "no-run");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Representation geometry (Wang and Isola, 2020) and a collapse monitor, on L2-normalised
 //! embeddings of positive pairs: alignment E||f(x) - f(x+)||^2 (lower is better), uniformity
-//! log E exp(-2 ||f(x) - f(y)||^2) over all pairs (lower is more uniform), and the spread of the
-//! normalised embeddings per dimension.
+//! log E exp(-2 ||f(x) - f(y)||^2) over all pairs (lower is more uniform), and two collapse
+//! monitors: the spread of the normalised embeddings per dimension and their effective rank.
 
 use super::knn::normalise_rows;
 use crate::nn::matmul::{matmul, Layout};
@@ -19,6 +19,10 @@ pub struct Geometry {
     /// Mean over dimensions of the standard deviation of the normalised embeddings, times
     /// sqrt(dimensions): about 1 for embeddings spread over the sphere, 0 for collapse.
     pub spread: f64,
+    /// Effective rank of the normalised embeddings: the participation ratio (sum l)^2 / sum l^2 of
+    /// their covariance eigenvalues l (Renyi-2 effective dimension): 1 when they vary along one
+    /// direction only, d when evenly in all d, 0 for full collapse.
+    pub effective_rank: f64,
 }
 
 /// Spread below which the representation is reported as collapsing.
@@ -52,7 +56,30 @@ pub fn geometry(a: &Tensor<f32>, b: &Tensor<f32>) -> Result<Geometry> {
         let mean = col.iter().sum::<f64>() / m as f64;
         spread += (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m as f64).sqrt();
     }
-    Ok(Geometry { alignment, uniformity, spread: spread / d as f64 * (d as f64).sqrt() })
+    Ok(Geometry { alignment, uniformity, spread: spread / d as f64 * (d as f64).sqrt(), effective_rank: participation_ratio(&gram, m) })
+}
+
+/// (tr C)^2 / tr(C^2) of the covariance C of the rows whose `m` x `m` Gram matrix is `gram`,
+/// computed from the centred Gram matrix (same non-zero eigenvalues as C, up to scale).
+fn participation_ratio(gram: &[f32], m: usize) -> f64 {
+    let g = |i: usize, j: usize| gram[i * m + j] as f64;
+    let row_mean: Vec<f64> = (0..m).map(|i| (0..m).map(|j| g(i, j)).sum::<f64>() / m as f64).collect();
+    let mean = row_mean.iter().sum::<f64>() / m as f64;
+    let (mut trace, mut frobenius) = (0.0, 0.0);
+    for i in 0..m {
+        for j in 0..m {
+            let c = g(i, j) - row_mean[i] - row_mean[j] + mean;
+            frobenius += c * c;
+            if i == j {
+                trace += c;
+            }
+        }
+    }
+    if trace <= 1e-9 {
+        0.0
+    } else {
+        trace * trace / frobenius
+    }
 }
 
 #[cfg(test)]
@@ -64,10 +91,16 @@ mod tests {
         let same = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 2.0, 0.0, 3.0, 0.0]).unwrap();
         let g = geometry(&same, &same).unwrap();
         assert!(g.alignment.abs() < 1e-12 && g.uniformity.abs() < 1e-6 && g.spread < COLLAPSE_SPREAD, "{g:?}");
+        assert_eq!(g.effective_rank, 0.0);
         // Four orthogonal-ish directions: far apart, well spread, views misaligned.
         let a = Tensor::from_vec(&[2, 2], vec![1.0, 0.0, 0.0, 1.0]).unwrap();
         let b = Tensor::from_vec(&[2, 2], vec![-1.0, 0.0, 0.0, -1.0]).unwrap();
         let g = geometry(&a, &b).unwrap();
         assert!((g.alignment - 4.0).abs() < 1e-9 && g.uniformity < -3.0 && g.spread > 0.9, "{g:?}");
+        assert!((g.effective_rank - 2.0).abs() < 1e-6, "{g:?}");
+        // Points along one line through the origin vary in one direction only.
+        let line = Tensor::from_vec(&[2, 3], vec![1.0, 1.0, 0.0, -1.0, -1.0, 0.0]).unwrap();
+        let g = geometry(&line, &line).unwrap();
+        assert!((g.effective_rank - 1.0).abs() < 1e-6, "{g:?}");
     }
 }

@@ -125,6 +125,17 @@ impl Classifier {
     }
 }
 
+/// Counts of (true class, predicted class) pairs: `matrix[truth][prediction]`, `classes` square.
+pub fn confusion(predictions: &[u16], truth: &[u16], classes: usize) -> Vec<Vec<u64>> {
+    let mut m = vec![vec![0u64; classes]; classes];
+    for (&p, &t) in predictions.iter().zip(truth) {
+        if (p as usize) < classes && (t as usize) < classes {
+            m[t as usize][p as usize] += 1;
+        }
+    }
+    m
+}
+
 fn accuracy(pred: &[u16], y: &[u16]) -> f64 {
     pred.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len().max(1) as f64
 }
@@ -204,5 +215,8 @@ mod tests {
         let r = linear_probe(&tx, &ty, &ex, &ey, &s).unwrap();
         assert!(r.test_accuracy > 0.95 && r.train_accuracy > 0.95, "{r:?}");
         assert_eq!(r.validation_accuracy.len(), 2);
+        let m = confusion(&r.test_predictions, &ey, 3);
+        assert_eq!(m.iter().flatten().sum::<u64>(), 150);
+        assert_eq!((0..3).map(|c| m[c][c]).sum::<u64>() as f64 / 150.0, r.test_accuracy);
     }
 }

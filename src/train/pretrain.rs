@@ -265,8 +265,15 @@ pub fn pretrain(
                     record["alignment"] = json!(g.alignment);
                     record["uniformity"] = json!(g.uniformity);
                     record["spread"] = json!(g.spread);
+                    record["effective_rank"] = json!(g.effective_rank);
                     record["monitor_seconds"] = json!(started.elapsed().as_secs_f64());
-                    monitored = format!("  kNN {:.2}%  align {:.3}  unif {:.3}", 100.0 * r.knn_accuracy, g.alignment, g.uniformity);
+                    monitored = format!(
+                        "  kNN {:.2}%  align {:.3}  unif {:.3}  rank {:.1}",
+                        100.0 * r.knn_accuracy,
+                        g.alignment,
+                        g.uniformity,
+                        g.effective_rank
+                    );
                     if g.spread < COLLAPSE_SPREAD {
                         eprintln!(
                             "warning: the representation is collapsing (spread {:.3} < {COLLAPSE_SPREAD}): try a higher temperature, a lower learning rate or stronger augmentation",

@@ -47,6 +47,23 @@ impl RunDir {
         self.root.join("probe.json")
     }
 
+    /// The probe's results on another representation (`z` or `pixels`).
+    pub fn probe_of(&self, features: &str) -> PathBuf {
+        self.root.join(format!("probe_{features}.json"))
+    }
+    /// The baseline ladder (`simclr baselines`).
+    pub fn baselines(&self) -> PathBuf {
+        self.root.join("baselines.json")
+    }
+    /// The self-contained HTML report.
+    pub fn report(&self) -> PathBuf {
+        self.root.join("report.html")
+    }
+    /// The report's pictures as PNG files.
+    pub fn plots(&self) -> PathBuf {
+        self.root.join("plots")
+    }
+
     /// Whether the directory holds a run (a config file).
     pub fn holds_run(&self) -> bool {
         self.config().exists()
@@ -62,10 +79,14 @@ impl RunDir {
             ),
             (false, Existing::Resume) => bail!("run directory {} holds no run to resume (no config.toml)", root.display()),
             (true, Existing::Overwrite) => {
-                for f in [dir.config(), dir.model(), dir.train_state(), dir.metrics(), dir.metrics_csv(), dir.probe()] {
+                let files = [dir.config(), dir.model(), dir.train_state(), dir.metrics(), dir.metrics_csv(), dir.probe(), dir.baselines(), dir.report()];
+                for f in files.into_iter().chain(["z", "pixels"].map(|f| dir.probe_of(f))) {
                     if f.exists() {
                         std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
                     }
+                }
+                if dir.plots().exists() {
+                    std::fs::remove_dir_all(dir.plots()).with_context(|| format!("cannot remove {}", dir.plots().display()))?;
                 }
             }
             _ => {}
