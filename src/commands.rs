@@ -102,7 +102,7 @@ fn default_run_dir(cfg: &RunConfig) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60))
 }
 
-/// `simclr pretrain`: pre-train, then probe.
+/// `simclr pretrain`: pre-train, then probe, then write the report.
 pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
     let (cfg, run_dir) = match (&a.run_dir, a.resume) {
         (Some(dir), true) => {
@@ -133,6 +133,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
         progress: std::io::stderr().is_terminal(),
     };
     let out = pretrain(&cfg, &splits.train, splits.test.as_ref(), &opts, stop)?;
+    let dir = RunDir { root: run_dir.clone() };
     if out.interrupted {
         eprintln!(
             "interrupted at step {}: checkpoint saved in {}; continue with: simclr pretrain --run-dir {} --resume",
@@ -140,8 +141,8 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
             run_dir.display(),
             run_dir.display()
         );
-        write_report(&RunDir { root: run_dir.clone() }, Some(&splits))?;
-        eprintln!("report so far: {}", RunDir { root: run_dir }.report().display());
+        write_report(&dir, Some(&splits))?;
+        eprintln!("report so far: {}", dir.report().display());
         return Ok(false);
     }
     if !out.epoch_seconds.is_empty() {
@@ -151,8 +152,8 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
     if !a.no_probe {
         probe_run(&run_dir, &cfg, &splits, Features::H)?;
     }
-    write_report(&RunDir { root: run_dir.clone() }, Some(&splits))?;
-    println!("report: {}", RunDir { root: run_dir }.report().display());
+    write_report(&dir, Some(&splits))?;
+    println!("report: {}", dir.report().display());
     Ok(true)
 }
 
@@ -211,9 +212,12 @@ pub fn probe_run(run_dir: &Path, cfg: &RunConfig, splits: &Splits, which: Featur
 
 /// `simclr probe`.
 pub fn probe_cmd(a: &ProbeArgs) -> Result<()> {
-    let cfg = RunConfig::load(&RunDir { root: a.run_dir.clone() }.config())?;
+    let dir = RunDir { root: a.run_dir.clone() };
+    let cfg = RunConfig::load(&dir.config())?;
     let splits = load_data(&cfg)?;
     probe_run(&a.run_dir, &cfg, &splits, a.features)?;
+    write_report(&dir, Some(&splits))?;
+    println!("report: {}", dir.report().display());
     Ok(())
 }
 
@@ -256,7 +260,7 @@ pub fn baselines_cmd(a: &BaselinesArgs) -> Result<()> {
     println!("\n{:<22} {:>7} {:>9} {:>9}", "linear probe on", "dim", "train", "test");
     let line = |name: &str, r: &serde_json::Value| {
         let pct = |k: &str| r[k].as_f64().map_or_else(|| "-".into(), |v| format!("{:.2}%", 100.0 * v));
-        println!("{name:<22} {:>7} {:>9} {:>9}", r["dim"], pct("train_accuracy"), pct("test_accuracy"));
+        println!("{name:<22} {:>7} {:>9} {:>9}", r["dim"].to_string(), pct("train_accuracy"), pct("test_accuracy"));
     };
     for r in &rows {
         line(r["name"].as_str().unwrap_or("?"), r);

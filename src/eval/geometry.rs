@@ -28,6 +28,16 @@ pub struct Geometry {
 /// Spread below which the representation is reported as collapsing.
 pub const COLLAPSE_SPREAD: f64 = 0.1;
 
+/// Effective rank below which the representation is reported as collapsing (to a line or less).
+pub const COLLAPSE_RANK: f64 = 2.0;
+
+impl Geometry {
+    /// Whether a collapse monitor is below its threshold.
+    pub fn collapsing(&self) -> bool {
+        self.spread < COLLAPSE_SPREAD || self.effective_rank < COLLAPSE_RANK
+    }
+}
+
 /// Geometry of `a` and `b`, whose row i are two views of image i.
 pub fn geometry(a: &Tensor<f32>, b: &Tensor<f32>) -> Result<Geometry> {
     let ((n, d), shape_b) = (a.rows_cols(), b.rows_cols());
@@ -92,15 +102,16 @@ mod tests {
         let g = geometry(&same, &same).unwrap();
         assert!(g.alignment.abs() < 1e-12 && g.uniformity.abs() < 1e-6 && g.spread < COLLAPSE_SPREAD, "{g:?}");
         assert_eq!(g.effective_rank, 0.0);
+        assert!(g.collapsing());
         // Four orthogonal-ish directions: far apart, well spread, views misaligned.
         let a = Tensor::from_vec(&[2, 2], vec![1.0, 0.0, 0.0, 1.0]).unwrap();
         let b = Tensor::from_vec(&[2, 2], vec![-1.0, 0.0, 0.0, -1.0]).unwrap();
         let g = geometry(&a, &b).unwrap();
         assert!((g.alignment - 4.0).abs() < 1e-9 && g.uniformity < -3.0 && g.spread > 0.9, "{g:?}");
-        assert!((g.effective_rank - 2.0).abs() < 1e-6, "{g:?}");
+        assert!((g.effective_rank - 2.0).abs() < 1e-6 && !g.collapsing(), "{g:?}");
         // Points along one line through the origin vary in one direction only.
         let line = Tensor::from_vec(&[2, 3], vec![1.0, 1.0, 0.0, -1.0, -1.0, 0.0]).unwrap();
         let g = geometry(&line, &line).unwrap();
-        assert!((g.effective_rank - 1.0).abs() < 1e-6, "{g:?}");
+        assert!((g.effective_rank - 1.0).abs() < 1e-6 && g.collapsing(), "{g:?}");
     }
 }

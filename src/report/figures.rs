@@ -5,7 +5,7 @@ use super::records::RunRecords;
 use crate::augment::AugmentConfig;
 use crate::data::Dataset;
 use crate::eval::features::{encode, Features};
-use crate::eval::geometry::COLLAPSE_SPREAD;
+use crate::eval::geometry::{COLLAPSE_RANK, COLLAPSE_SPREAD};
 use crate::eval::map2d::{pca_2d, tsne_2d, tsne_min_points};
 use crate::model::net::Net;
 use anyhow::{bail, Result};
@@ -72,17 +72,19 @@ pub fn accuracy_curves(r: &RunRecords) -> Result<Vec<u8>> {
 pub fn geometry_curves(r: &RunRecords) -> Result<Vec<u8>> {
     let one =
         |title: &str, key: &str, color| panel(title, "epoch", key, vec![series(key, r.per_epoch(key), color, Style::LineWithMarkers)]);
-    let mut spread = one("Spread (collapse monitor)", "spread", 2);
-    if !r.epochs.is_empty() {
-        let first = r.per_epoch("spread").first().map_or(1.0, |p| p.0);
-        let last = r.per_epoch("spread").last().map_or(1.0, |p| p.0);
-        spread.series.push(series("collapse threshold", vec![(first, COLLAPSE_SPREAD), (last, COLLAPSE_SPREAD)], 3, Style::Dashed));
-    }
+    // The collapse monitors with their warning thresholds.
+    let with_threshold = |title: &str, key: &str, color, threshold: f64| {
+        let mut p = one(title, key, color);
+        if let (Some(first), Some(last)) = (r.per_epoch(key).first(), r.per_epoch(key).last()) {
+            p.series.push(series("collapse warning", vec![(first.0, threshold), (last.0, threshold)], 3, Style::Dashed));
+        }
+        p
+    };
     let panels = [
         one("Alignment (lower: positives closer)", "alignment", 0),
         one("Uniformity (lower: more spread out)", "uniformity", 1),
-        spread,
-        one("Effective rank (collapse monitor)", "effective_rank", 4),
+        with_threshold("Spread (collapse monitor)", "spread", 2, COLLAPSE_SPREAD),
+        with_threshold("Effective rank (collapse monitor)", "effective_rank", 4, COLLAPSE_RANK),
     ];
     line_panels(&panels, (380, PANEL.1))
 }

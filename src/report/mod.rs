@@ -96,3 +96,43 @@ pub fn write_report(dir: &RunDir, data: Option<&Splits>) -> Result<()> {
     let figures: Vec<Figure> = figures.into_iter().map(|(_, f)| f).collect();
     write_atomic(&dir.report(), html::page(&r, &name, &figures).as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+    use serde_json::json;
+
+    #[test]
+    fn an_unfinished_run_without_data_gets_its_curves_and_notes_for_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir { root: tmp.path().to_path_buf() };
+        let cfg = RunConfig::default();
+        std::fs::write(dir.config(), cfg.to_toml().unwrap()).unwrap();
+        let mut lines = String::new();
+        for step in 1..=20u64 {
+            lines += &format!(
+                "{}\n",
+                json!({"kind": "step", "step": step, "epoch": 1 + (step - 1) / 10, "loss": 6.0 - step as f64 * 0.05, "lr": 1e-4})
+            );
+            if step % 10 == 0 {
+                let e = json!({"kind": "epoch", "step": step, "epoch": step / 10, "loss": 5.5, "knn_accuracy": 0.7, "alignment": 0.4,
+                    "uniformity": -1.5, "spread": 0.5, "effective_rank": 9.0, "mi_lower_bound": 1.0, "seconds": 40.0, "views_per_s": 2800.0});
+                lines += &format!("{e}\n");
+            }
+        }
+        std::fs::write(dir.metrics(), lines).unwrap();
+        write_report(&dir, None).unwrap();
+        let page = std::fs::read_to_string(dir.report()).unwrap();
+        assert!(page.contains(&format!("2 of {} epochs recorded", cfg.train.epochs)), "status missing");
+        assert_eq!(page.matches("data:image/png;base64,").count(), 3, "the three charts");
+        assert!(page.contains("Not drawn: no checkpoint") && page.contains("Not drawn: the dataset is not available"));
+        assert!(page.contains("simclr baselines DIR") && page.contains("70.00%"));
+        for png in ["training-curves.png", "accuracy.png", "representation-geometry.png"] {
+            assert!(dir.plots().join(png).is_file(), "{png}");
+        }
+        // A config that no longer parses is named in the error.
+        std::fs::write(dir.config(), "epochs = []").unwrap();
+        assert!(format!("{:#}", write_report(&dir, None).unwrap_err()).contains("config.toml"));
+    }
+}

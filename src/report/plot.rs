@@ -122,6 +122,46 @@ fn format_tick(v: f64) -> String {
     }
 }
 
+/// Draws a series' legend sample at (x, y) (its left end, vertically centred).
+fn draw_legend_sample(area: &Area, s: &Series, (x, y): (i32, i32)) -> Result<()> {
+    let color = PALETTE[s.color % PALETTE.len()];
+    let line = |from: i32, to: i32, style: ShapeStyle| area.draw(&PathElement::new(vec![(from, y), (to, y)], style)).map_err(draw_err);
+    match s.style {
+        Style::Line => line(x, x + 24, color.stroke_width(2)),
+        Style::Faint => line(x, x + 24, color.mix(0.3).stroke_width(2)),
+        Style::LineWithMarkers => {
+            line(x, x + 24, color.stroke_width(2))?;
+            area.draw(&Circle::new((x + 12, y), 3, color.filled())).map_err(draw_err)
+        }
+        Style::Markers => area.draw(&Circle::new((x + 12, y), 5, color.filled())).map_err(draw_err),
+        Style::Dashed => {
+            line(x, x + 9, color.stroke_width(2))?;
+            line(x + 15, x + 24, color.stroke_width(2))
+        }
+    }
+}
+
+/// Height of a legend row, in pixels.
+const LEGEND_ROW: i32 = 20;
+
+/// Lays out the legend entries of `series` in rows no wider than `width`: (series index, x) per
+/// entry, one list per row.
+fn legend_layout(area: &Area, series: &[Series], width: i32) -> Result<Vec<Vec<(usize, i32)>>> {
+    let mut rows: Vec<Vec<(usize, i32)>> = vec![Vec::new()];
+    let mut x = 70;
+    for (i, s) in series.iter().enumerate() {
+        let text_w = area.estimate_text_size(&s.name, &TextStyle::from((FAMILY, 13).into_font())).map_err(draw_err)?.0 as i32;
+        let entry = 30 + text_w + 22;
+        if x + entry > width && !rows.last().is_some_and(Vec::is_empty) {
+            rows.push(Vec::new());
+            x = 70;
+        }
+        rows.last_mut().expect("a row").push((i, x));
+        x += entry;
+    }
+    Ok(rows)
+}
+
 fn draw_panel(area: &Area, p: &Panel) -> Result<()> {
     let finite = |s: &Series| s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect::<Vec<_>>();
     let all: Vec<(f64, f64)> = p.series.iter().flat_map(finite).collect();
@@ -129,9 +169,20 @@ fn draw_panel(area: &Area, p: &Panel) -> Result<()> {
         area.titled(&p.title, (FAMILY, 20)).map_err(draw_err)?.draw(&Text::new("no data yet", (20, 20), (FAMILY, 15))).map_err(draw_err)?;
         return Ok(());
     };
-    // Headroom above the data for the legend, a line per series.
-    let yr = (yr.0, yr.1 + (yr.1 - yr.0) * (0.1 + 0.17 * p.series.len() as f64));
-    let mut chart = ChartBuilder::on(area)
+    // A lone series is named by the title; several get a legend below the chart, off the data.
+    let (w, h) = area.dim_in_pixel();
+    let layout = if p.series.len() > 1 { legend_layout(area, &p.series, w as i32)? } else { Vec::new() };
+    let legend_h = if layout.is_empty() { 0 } else { layout.len() as i32 * LEGEND_ROW + 6 };
+    let (plot, legend) = area.split_vertically(h as i32 - legend_h);
+    for (r, row) in layout.iter().enumerate() {
+        let y = r as i32 * LEGEND_ROW + LEGEND_ROW / 2;
+        for &(i, x) in row {
+            draw_legend_sample(&legend, &p.series[i], (x, y))?;
+            let style = TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+            legend.draw(&Text::new(p.series[i].name.clone(), (x + 30, y), style)).map_err(draw_err)?;
+        }
+    }
+    let mut chart = ChartBuilder::on(&plot)
         .caption(&p.title, (FAMILY, 20))
         .margin(12)
         .x_label_area_size(42)
@@ -155,11 +206,7 @@ fn draw_panel(area: &Area, p: &Panel) -> Result<()> {
     for s in &p.series {
         let color = PALETTE[s.color % PALETTE.len()];
         let pts = finite(s);
-        let faint = s.style == Style::Faint;
-        let legend_line = move |(x, y): (i32, i32)| {
-            PathElement::new(vec![(x, y), (x + 20, y)], if faint { color.mix(0.3).stroke_width(2) } else { color.stroke_width(2) })
-        };
-        let drawn = match s.style {
+        match s.style {
             Style::Line => chart.draw_series(LineSeries::new(pts, color.stroke_width(2))).map_err(draw_err)?,
             Style::Faint => chart.draw_series(LineSeries::new(pts, color.mix(0.3).stroke_width(1))).map_err(draw_err)?,
             Style::LineWithMarkers => {
@@ -169,21 +216,6 @@ fn draw_panel(area: &Area, p: &Panel) -> Result<()> {
             Style::Markers => chart.draw_series(pts.iter().map(|&p| Circle::new(p, 6, color.filled()))).map_err(draw_err)?,
             Style::Dashed => chart.draw_series(DashedLineSeries::new(pts, 8, 5, color.stroke_width(2))).map_err(draw_err)?,
         };
-        if s.style == Style::Markers {
-            drawn.label(&s.name).legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
-        } else {
-            drawn.label(&s.name).legend(legend_line);
-        }
-    }
-    if !p.series.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font((FAMILY, 13))
-            .draw()
-            .map_err(draw_err)?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::augment::pipeline::mix;
 use crate::checkpoint::{load_model, load_train_state, read_spec, save_model, save_train_state};
 use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::eval::geometry::COLLAPSE_SPREAD;
+use crate::eval::geometry::{COLLAPSE_RANK, COLLAPSE_SPREAD};
 use crate::io::write_atomic;
 use crate::loss::nt_xent::nt_xent;
 use crate::model::net::Net;
@@ -274,10 +274,10 @@ pub fn pretrain(
                         g.uniformity,
                         g.effective_rank
                     );
-                    if g.spread < COLLAPSE_SPREAD {
+                    if g.collapsing() {
                         eprintln!(
-                            "warning: the representation is collapsing (spread {:.3} < {COLLAPSE_SPREAD}): try a higher temperature, a lower learning rate or stronger augmentation",
-                            g.spread
+                            "warning: the representation is collapsing (spread {:.3}, threshold {COLLAPSE_SPREAD}; effective rank {:.2}, threshold {COLLAPSE_RANK}): try a higher temperature, a lower learning rate or stronger augmentation",
+                            g.spread, g.effective_rank
                         );
                     }
                 }
