@@ -141,8 +141,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
             run_dir.display(),
             run_dir.display()
         );
-        write_report(&dir, Some(&splits))?;
-        eprintln!("report so far: {}", dir.report().display());
+        redraw_report(&dir, Some(&splits))?;
         return Ok(false);
     }
     if !out.epoch_seconds.is_empty() {
@@ -152,8 +151,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
     if !a.no_probe {
         probe_run(&run_dir, &cfg, &splits, Features::H)?;
     }
-    write_report(&dir, Some(&splits))?;
-    println!("report: {}", dir.report().display());
+    redraw_report(&dir, Some(&splits))?;
     Ok(true)
 }
 
@@ -216,8 +214,7 @@ pub fn probe_cmd(a: &ProbeArgs) -> Result<()> {
     let cfg = RunConfig::load(&dir.config())?;
     let splits = load_data(&cfg)?;
     probe_run(&a.run_dir, &cfg, &splits, a.features)?;
-    write_report(&dir, Some(&splits))?;
-    println!("report: {}", dir.report().display());
+    redraw_report(&dir, Some(&splits))?;
     Ok(())
 }
 
@@ -272,8 +269,7 @@ pub fn baselines_cmd(a: &BaselinesArgs) -> Result<()> {
     let record = json!({"kind": "baselines", "rows": rows, "simclr_test_accuracy": simclr.as_ref().map(|p| p["test_accuracy"].clone())});
     write_atomic(&dir.baselines(), serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("saved {}", dir.baselines().display());
-    write_report(&dir, Some(&splits))?;
-    println!("report: {}", dir.report().display());
+    redraw_report(&dir, Some(&splits))?;
     Ok(())
 }
 
@@ -288,7 +284,12 @@ pub fn report_cmd(a: &ReportArgs) -> Result<()> {
             None
         }
     };
-    write_report(&dir, splits.as_ref())?;
+    redraw_report(&dir, splits.as_ref())
+}
+
+/// Writes the run's report and says where it is.
+fn redraw_report(dir: &RunDir, splits: Option<&Splits>) -> Result<()> {
+    write_report(dir, splits)?;
     println!("report: {}", dir.report().display());
     Ok(())
 }

@@ -1,19 +1,14 @@
 //! Two-dimensional maps of a representation for pictures: PCA and t-SNE of L2-normalised rows
 //! (the cosine geometry the NT-Xent loss and the kNN monitor use).
 
+use super::knn::normalise_rows;
 use crate::nn::Tensor;
 use anyhow::{bail, Result};
 
 /// Rows scaled to unit length, in f64.
 fn normalised_rows(x: &Tensor<f32>) -> Vec<Vec<f64>> {
     let d = x.rows_cols().1;
-    x.data()
-        .chunks_exact(d)
-        .map(|r| {
-            let norm = r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt().max(1e-12);
-            r.iter().map(|&v| v as f64 / norm).collect()
-        })
-        .collect()
+    normalise_rows(x).chunks_exact(d).map(|r| r.iter().map(|&v| v as f64).collect()).collect()
 }
 
 /// `rows` minus their mean.

@@ -104,8 +104,7 @@ mod tests {
 
     #[test]
     fn learns_to_tell_bright_from_dark_images() {
-        // Two classes a linear classifier on an untrained encoder could not separate by chance:
-        // a bright square top-left versus bottom-right.
+        // Two classes told apart by where a bright square sits: top-left or bottom-right.
         let (n, s) = (64, 12);
         let mut pixels = vec![0u8; n * s * s];
         let labels: Vec<u16> = (0..n).map(|i| (i % 2) as u16).collect();

@@ -43,16 +43,16 @@ impl MetricsWriter {
     }
 }
 
-/// Reads every record of a metrics file.
+/// Reads every record of a metrics file. A last line without its newline is a record a killed
+/// run was writing when it died; it is left out.
 pub fn read_metrics(path: &Path) -> Result<Vec<Value>> {
-    let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    BufReader::new(f)
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .enumerate()
-        .map(|(i, l)| {
-            let l = l.with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_str(&l).with_context(|| format!("{}:{}: not a JSON record", path.display(), i + 1))
-        })
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not a JSON record", path.display(), i + 1)))
         .collect()
 }
 
@@ -90,6 +90,11 @@ mod tests {
         w.write(&json!({"kind": "step", "step": 3})).unwrap();
         let steps: Vec<u64> = read_metrics(&p).unwrap().iter().map(|v| v["step"].as_u64().unwrap()).collect();
         assert_eq!(steps, vec![1, 2, 3]);
+        // A record cut short by a kill is left out; a broken complete record is an error.
+        std::fs::write(&p, "{\"step\": 1}\n{\"step\": 2}\n{\"st").unwrap();
+        assert_eq!(read_metrics(&p).unwrap().len(), 2);
+        std::fs::write(&p, "{\"step\": 1}\n{\"st\n").unwrap();
+        assert!(format!("{:#}", read_metrics(&p).unwrap_err()).contains("m.jsonl:2"));
     }
 
     #[test]
