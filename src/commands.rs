@@ -141,7 +141,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
             run_dir.display(),
             run_dir.display()
         );
-        redraw_report(&dir, Some(&splits))?;
+        redraw_report(&dir, Some(&splits), false)?;
         return Ok(false);
     }
     if !out.epoch_seconds.is_empty() {
@@ -151,7 +151,7 @@ pub fn pretrain_cmd(a: &PretrainArgs, stop: &AtomicBool) -> Result<bool> {
     if !a.no_probe {
         probe_run(&run_dir, &cfg, &splits, Features::H)?;
     }
-    redraw_report(&dir, Some(&splits))?;
+    redraw_report(&dir, Some(&splits), true)?;
     Ok(true)
 }
 
@@ -214,7 +214,7 @@ pub fn probe_cmd(a: &ProbeArgs) -> Result<()> {
     let cfg = RunConfig::load(&dir.config())?;
     let splits = load_data(&cfg)?;
     probe_run(&a.run_dir, &cfg, &splits, a.features)?;
-    redraw_report(&dir, Some(&splits))?;
+    redraw_report(&dir, Some(&splits), true)?;
     Ok(())
 }
 
@@ -269,7 +269,7 @@ pub fn baselines_cmd(a: &BaselinesArgs) -> Result<()> {
     let record = json!({"kind": "baselines", "rows": rows, "simclr_test_accuracy": simclr.as_ref().map(|p| p["test_accuracy"].clone())});
     write_atomic(&dir.baselines(), serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("saved {}", dir.baselines().display());
-    redraw_report(&dir, Some(&splits))?;
+    redraw_report(&dir, Some(&splits), true)?;
     Ok(())
 }
 
@@ -284,12 +284,12 @@ pub fn report_cmd(a: &ReportArgs) -> Result<()> {
             None
         }
     };
-    redraw_report(&dir, splits.as_ref())
+    redraw_report(&dir, splits.as_ref(), true)
 }
 
-/// Writes the run's report and says where it is.
-fn redraw_report(dir: &RunDir, splits: Option<&Splits>) -> Result<()> {
-    write_report(dir, splits)?;
+/// Writes the run's report (with the 2-D map or not) and says where it is.
+fn redraw_report(dir: &RunDir, splits: Option<&Splits>, map: bool) -> Result<()> {
+    write_report(dir, splits, map)?;
     println!("report: {}", dir.report().display());
     Ok(())
 }

@@ -24,8 +24,9 @@ fn figure(title: &str, caption: &str, png: Result<Vec<u8>>) -> (String, Figure) 
 
 /// Writes `plots/*.png` and `report.html` for the run in `dir`. `data` (the run's dataset) is
 /// needed for the 2-D map and the augmentation grid; without it they are left out with a note.
+/// `map` false leaves out the map (its t-SNE takes seconds), e.g. when a run is being stopped.
 /// Works on unfinished runs: it shows what has been recorded.
-pub fn write_report(dir: &RunDir, data: Option<&Splits>) -> Result<()> {
+pub fn write_report(dir: &RunDir, data: Option<&Splits>, map: bool) -> Result<()> {
     let r = RunRecords::read(dir)?;
     let cfg = &r.config;
     let mut figures = vec![
@@ -52,6 +53,7 @@ pub fn write_report(dir: &RunDir, data: Option<&Splits>) -> Result<()> {
     ];
     let test = data.and_then(|s| s.test.as_ref());
     let map = match (test, dir.model().exists()) {
+        _ if !map => Err(anyhow::anyhow!("left out while the run was stopping; `simclr report DIR` draws it")),
         (_, false) => Err(anyhow::anyhow!("no checkpoint (model.safetensors) yet")),
         (None, _) => Err(anyhow::anyhow!("the dataset's test split is not available")),
         (Some(test), true) => load_net(&dir.model()).and_then(|mut net| figures::representation_map(&mut net, &cfg.augment, test)),
@@ -122,7 +124,7 @@ mod tests {
             }
         }
         std::fs::write(dir.metrics(), lines).unwrap();
-        write_report(&dir, None).unwrap();
+        write_report(&dir, None, true).unwrap();
         let page = std::fs::read_to_string(dir.report()).unwrap();
         assert!(page.contains(&format!("2 of {} epochs recorded", cfg.train.epochs)), "status missing");
         assert_eq!(page.matches("data:image/png;base64,").count(), 3, "the three charts");
@@ -133,6 +135,6 @@ mod tests {
         }
         // A config that no longer parses is named in the error.
         std::fs::write(dir.config(), "epochs = []").unwrap();
-        assert!(format!("{:#}", write_report(&dir, None).unwrap_err()).contains("config.toml"));
+        assert!(format!("{:#}", write_report(&dir, None, true).unwrap_err()).contains("config.toml"));
     }
 }
