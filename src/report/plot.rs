@@ -166,7 +166,10 @@ fn draw_panel(area: &Area, p: &Panel) -> Result<()> {
     let finite = |s: &Series| s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect::<Vec<_>>();
     let all: Vec<(f64, f64)> = p.series.iter().flat_map(finite).collect();
     let (Some(xr), Some(yr)) = (padded_range(all.iter().map(|p| p.0)), padded_range(all.iter().map(|p| p.1))) else {
-        area.titled(&p.title, (FAMILY, 20)).map_err(draw_err)?.draw(&Text::new("nothing recorded (yet)", (20, 20), (FAMILY, 15))).map_err(draw_err)?;
+        area.titled(&p.title, (FAMILY, 20))
+            .map_err(draw_err)?
+            .draw(&Text::new("nothing recorded (yet)", (20, 20), (FAMILY, 15)))
+            .map_err(draw_err)?;
         return Ok(());
     };
     // A lone series is named by the title; several get a legend below the chart, off the data.
