@@ -31,7 +31,8 @@ pub enum Command {
     ///
     /// Writes into the run directory: config.toml (the resolved configuration), metrics.jsonl,
     /// model.safetensors (PyTorch state-dict names) and train_state.safetensors (checkpointed each
-    /// epoch, atomically), probe.json, report.html and plots/. Ctrl-C checkpoints and stops; continue with --resume.
+    /// epoch, atomically), probe.json, report.html and plots/. Ctrl-C checkpoints and stops;
+    /// continue with --resume.
     Pretrain(PretrainArgs),
     /// Linear probe of a trained encoder: logistic regression on frozen features.
     ///

@@ -57,12 +57,13 @@ pub fn write_npy_i64(path: &Path, shape: &[usize], values: &[i64]) -> Result<()>
     write_atomic(path, &npy_bytes("<i8", shape, &data))
 }
 
-/// PNG bytes of an 8-bit image, `channels` 1 (gray) or 3 (RGB) per pixel, row-major.
-pub fn png_bytes(pixels: &[u8], width: u32, height: u32, channels: usize) -> Result<Vec<u8>> {
+/// PNG bytes of an 8-bit RGB image, row-major.
+pub fn png_rgb(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     use image::ImageEncoder;
-    let kind = if channels == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
     let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png).write_image(pixels, width, height, kind).context("cannot encode the PNG")?;
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(pixels, width, height, image::ExtendedColorType::Rgb8)
+        .context("cannot encode the PNG")?;
     Ok(png)
 }
 

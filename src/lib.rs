@@ -2,9 +2,8 @@
 //!
 //! Images are augmented twice ([`augment`]), encoded ([`model`]) and pulled together by the
 //! NT-Xent loss ([`loss`]), trained by [`train`] on the explicit-backward engine ([`nn`]) with
-//! the optimizers of [`optim`], and evaluated on frozen features ([`eval`]) and
-//! reported ([`report`]). The `simclr` binary
-//! is a thin layer over [`cli`] and [`commands`].
+//! the optimizers of [`optim`], evaluated on frozen features ([`eval`]) and reported
+//! ([`report`]). The `simclr` binary is a thin layer over [`cli`] and [`commands`].
 
 // Kernels index several equally long slices by channel; index loops are the clearest form there
 // and, with the slices re-bounded to the loop length, vectorise as well as iterator chains.

@@ -1,4 +1,4 @@
-//! Representation geometry (Wang and Isola, 2020) and a collapse monitor, on L2-normalised
+//! Representation geometry (Wang and Isola, 2020) and collapse monitors, on L2-normalised
 //! embeddings of positive pairs: alignment E||f(x) - f(x+)||^2 (lower is better), uniformity
 //! log E exp(-2 ||f(x) - f(y)||^2) over all pairs (lower is more uniform), and two collapse
 //! monitors: the spread of the normalised embeddings per dimension and their effective rank.

@@ -52,7 +52,7 @@ pub fn augment_grid(aug: &AugmentConfig, ds: &Dataset, seed: u64, views: usize, 
             }
         }
     }
-    crate::io::png_bytes(&canvas, w as u32, h as u32, 3)
+    crate::io::png_rgb(&canvas, w as u32, h as u32)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ fn render(w: u32, h: u32, draw: impl FnOnce(&Area) -> Result<()>) -> Result<Vec<
         draw(&root)?;
         root.present().map_err(draw_err)?;
     }
-    crate::io::png_bytes(&rgb, w, h, 3)
+    crate::io::png_rgb(&rgb, w, h)
 }
 
 /// How a series is drawn.
