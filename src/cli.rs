@@ -27,7 +27,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Pre-train an encoder with SimCLR, then run the linear probe.
+    /// Pre-train an encoder with SimCLR, then run the linear probe and write the run report.
     ///
     /// Writes into the run directory: config.toml (the resolved configuration), metrics.jsonl,
     /// model.safetensors (PyTorch state-dict names) and train_state.safetensors (checkpointed each
