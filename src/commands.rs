@@ -14,7 +14,7 @@ use crate::model::net::Net;
 use crate::nn::param::TorchLayout;
 use crate::report::augment_grid::augment_grid;
 use crate::report::figures::class_names;
-use crate::report::records::RunRecords;
+use crate::report::records::read_json;
 use crate::report::write_report;
 use crate::train::metrics::MetricsWriter;
 use crate::train::pretrain::{pretrain, PretrainOptions};
@@ -159,14 +159,6 @@ fn labels(ds: &Dataset, what: &str) -> Result<Vec<u16>> {
     ds.labels.clone().with_context(|| format!("the {what} images have no labels, which the linear probe needs"))
 }
 
-fn features_name(which: Features) -> &'static str {
-    match which {
-        Features::H => "h",
-        Features::Z => "z",
-        Features::Pixels => "pixels",
-    }
-}
-
 /// Encodes both splits with `net` (nothing to encode for pixels) and runs the linear probe;
 /// returns its result as a record with the feature size, the time taken and the confusion matrix.
 fn probe_features(net: &mut Net<f32>, cfg: &RunConfig, splits: &Splits, which: Features) -> Result<(ProbeResult, serde_json::Value)> {
@@ -184,7 +176,7 @@ fn probe_features(net: &mut Net<f32>, cfg: &RunConfig, splits: &Splits, which: F
     let r = linear_probe(&train_x, &ty, &test_x, &ey, &settings)?;
     let classes = splits.train.num_classes().into_iter().chain(test.num_classes()).max().unwrap_or(1);
     let record = json!({
-        "kind": "probe", "features": features_name(which), "dim": train_x.rows_cols().1,
+        "kind": "probe", "features": which.name(), "dim": train_x.rows_cols().1,
         "train_accuracy": r.train_accuracy, "test_accuracy": r.test_accuracy, "weight_decay": r.weight_decay,
         "validation": r.validation_accuracy, "seconds": started.elapsed().as_secs_f64(),
         "confusion": confusion(&r.test_predictions, &ey, classes), "class_names": class_names(test, classes),
@@ -198,7 +190,7 @@ pub fn probe_run(run_dir: &Path, cfg: &RunConfig, splits: &Splits, which: Featur
     let dir = RunDir { root: run_dir.to_path_buf() };
     let mut net = load_net(&dir.model())?;
     let (r, record) = probe_features(&mut net, cfg, splits, which)?;
-    let name = features_name(which);
+    let name = which.name();
     println!("LINEAR EVALUATION ({name}, {}-d features, weight decay {:e})", record["dim"], r.weight_decay);
     println!("Train Accuracy: {:.2}%", 100.0 * r.train_accuracy);
     println!("Test Accuracy: {:.2}%", 100.0 * r.test_accuracy);
@@ -253,7 +245,7 @@ pub fn baselines_cmd(a: &BaselinesArgs) -> Result<()> {
         supervised["classifier_test_accuracy"] = json!(own);
         rows.push(supervised);
     }
-    let simclr = if dir.probe().exists() { RunRecords::read(&dir)?.probe("h").cloned() } else { None };
+    let simclr = read_json(&dir.probe())?;
     println!("\n{:<22} {:>7} {:>9} {:>9}", "linear probe on", "dim", "train", "test");
     let line = |name: &str, r: &serde_json::Value| {
         let pct = |k: &str| r[k].as_f64().map_or_else(|| "-".into(), |v| format!("{:.2}%", 100.0 * v));

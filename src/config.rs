@@ -4,6 +4,7 @@ use crate::augment::{AugmentConfig, Preset};
 use crate::data::source::DatasetName;
 use crate::model::encoder::Architecture;
 use crate::model::net::NetSpec;
+use crate::optim::schedule::WarmupCosine;
 use crate::optim::OptimizerConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,19 @@ pub struct TrainConfig {
     pub checkpoint_every_steps: u64,
     /// Skip a step whose loss or gradient is not finite instead of stopping.
     pub skip_nonfinite_steps: bool,
+}
+
+impl TrainConfig {
+    /// The learning-rate schedule of `epochs` epochs of `steps_per_epoch` steps: warm-up over
+    /// `warmup_epochs`, then cosine decay to `lr * lr_floor`.
+    pub fn schedule(&self, steps_per_epoch: u64, epochs: usize) -> WarmupCosine {
+        WarmupCosine {
+            base: self.lr,
+            warmup: (self.warmup_epochs * steps_per_epoch as f64).round() as u64,
+            total: steps_per_epoch * epochs as u64,
+            floor: self.lr_floor,
+        }
+    }
 }
 
 impl Default for TrainConfig {

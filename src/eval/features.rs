@@ -19,6 +19,17 @@ pub enum Features {
     Pixels,
 }
 
+impl Features {
+    /// The name used in option values, file names and records ("h", "z", "pixels").
+    pub fn name(self) -> &'static str {
+        match self {
+            Features::H => "h",
+            Features::Z => "z",
+            Features::Pixels => "pixels",
+        }
+    }
+}
+
 /// Images per forward pass when encoding.
 const ENCODE_BATCH: usize = 500;
 

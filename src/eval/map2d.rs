@@ -5,15 +5,10 @@ use super::knn::normalise_rows;
 use crate::nn::Tensor;
 use anyhow::{bail, Result};
 
-/// Rows scaled to unit length, in f64.
-fn normalised_rows(x: &Tensor<f32>) -> Vec<Vec<f64>> {
-    let d = x.rows_cols().1;
-    normalise_rows(x).chunks_exact(d).map(|r| r.iter().map(|&v| v as f64).collect()).collect()
-}
-
-/// `rows` minus their mean.
-fn centred(mut rows: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
-    let (n, d) = (rows.len(), rows.first().map_or(0, Vec::len));
+/// Rows of `d` values, in f64, minus their mean.
+fn centred(values: &[f32], d: usize) -> Vec<Vec<f64>> {
+    let mut rows: Vec<Vec<f64>> = values.chunks_exact(d).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+    let n = rows.len();
     let mut mean = vec![0.0; d];
     for r in &rows {
         mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n as f64);
@@ -68,10 +63,15 @@ pub fn pca_2d(x: &Tensor<f32>) -> Result<Vec<[f64; 2]>> {
     if x.rows_cols().0 < 2 {
         bail!("a 2-D map needs at least 2 points");
     }
-    let rows = centred(normalised_rows(x));
+    Ok(pca_of(&normalise_rows(x), x.rows_cols().1))
+}
+
+/// The first two principal components of the rows of `d` values in `values`.
+fn pca_of(values: &[f32], d: usize) -> Vec<[f64; 2]> {
+    let rows = centred(values, d);
     let first = principal_direction(&rows, None);
     let second = principal_direction(&rows, Some(&first));
-    Ok(rows.iter().map(|r| [dot(r, &first), dot(r, &second)]).collect())
+    rows.iter().map(|r| [dot(r, &first), dot(r, &second)]).collect()
 }
 
 /// t-SNE perplexity: the effective number of neighbours each point keeps.
@@ -86,15 +86,15 @@ pub fn tsne_min_points() -> usize {
 /// their PCA map scaled to a standard deviation of 1e-4 (as openTSNE does), so it is
 /// deterministic and keeps the global layout PCA sees.
 pub fn tsne_2d(x: &Tensor<f32>) -> Result<Vec<[f64; 2]>> {
-    let n = x.rows_cols().0;
+    let (n, d) = x.rows_cols();
     if n < tsne_min_points() {
         bail!("t-SNE at perplexity {PERPLEXITY} needs at least {} points, got {n}", tsne_min_points());
     }
-    let pca = pca_2d(x)?;
+    let unit = normalise_rows(x);
+    let pca = pca_of(&unit, d);
     let std = (pca.iter().map(|p| p[0] * p[0]).sum::<f64>() / n as f64).sqrt().max(1e-12);
     let init: Vec<f32> = pca.iter().flat_map(|p| [(p[0] / std * 1e-4) as f32, (p[1] / std * 1e-4) as f32]).collect();
-    let rows: Vec<Vec<f32>> = normalised_rows(x).into_iter().map(|r| r.into_iter().map(|v| v as f32).collect()).collect();
-    let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[f32]> = unit.chunks_exact(d).collect();
     // bhtsne's parallel sums depend on thread scheduling; one thread makes the map reproducible.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let y = pool.install(|| {

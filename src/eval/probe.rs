@@ -120,9 +120,14 @@ impl Classifier {
     fn predict(&self, x: &Tensor<f32>) -> Result<Vec<u16>> {
         let mut logits = Tensor::default();
         self.0.forward(x, &mut logits)?;
-        let k = self.0.fan_out;
-        Ok(logits.data().chunks_exact(k).map(|r| (0..k).fold(0, |b, j| if r[j] > r[b] { j } else { b }) as u16).collect())
+        Ok(predicted_classes(&logits))
     }
+}
+
+/// The highest-scoring class of each row of `scores` `[n, classes]` (the first on ties).
+pub fn predicted_classes(scores: &Tensor<f32>) -> Vec<u16> {
+    let k = scores.rows_cols().1;
+    scores.data().chunks_exact(k).map(|r| (0..k).fold(0, |b, j| if r[j] > r[b] { j } else { b }) as u16).collect()
 }
 
 /// Counts of (true class, predicted class) pairs: `matrix[truth][prediction]`, `classes` square.
@@ -136,7 +141,8 @@ pub fn confusion(predictions: &[u16], truth: &[u16], classes: usize) -> Vec<Vec<
     m
 }
 
-fn accuracy(pred: &[u16], y: &[u16]) -> f64 {
+/// Share of `pred` equal to `y`.
+pub fn accuracy(pred: &[u16], y: &[u16]) -> f64 {
     pred.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len().max(1) as f64
 }
 

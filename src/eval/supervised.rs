@@ -2,19 +2,16 @@
 //! cross-entropy of a linear classifier on h), from the same initialisation, on the same augmented
 //! views, with the same optimizer, batch size and learning-rate schedule as pre-training.
 
-use crate::augment::pipeline::mix;
 use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::eval::features::encode;
+use crate::eval::features::{encode, Features};
+use crate::eval::probe::{accuracy, predicted_classes};
 use crate::loss::cross_entropy::softmax_cross_entropy;
 use crate::model::net::Net;
 use crate::nn::{Mode, Tensor};
-use crate::optim::schedule::WarmupCosine;
 use crate::optim::Optimizer;
+use crate::train::pretrain::epoch_order;
 use anyhow::{bail, Context, Result};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
 /// A network whose head is one linear layer from h to class scores, initialised from `cfg.seed`
@@ -38,19 +35,13 @@ pub fn train_supervised(cfg: &RunConfig, train: &Dataset, epochs: usize) -> Resu
     let mut net = classifier_net(cfg, train.channels, classes)?;
     let mut opt = Optimizer::new(cfg.optimizer.clone());
     let steps_per_epoch = (train.len() / n) as u64;
-    let t = &cfg.train;
-    let schedule = WarmupCosine {
-        base: t.lr,
-        warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64,
-        total: steps_per_epoch * epochs as u64,
-        floor: t.lr_floor,
-    };
+    let schedule = cfg.train.schedule(steps_per_epoch, epochs);
     let (mut views, mut dlogits) = (Tensor::default(), Tensor::default());
     let mut step = 0u64;
     for epoch in 0..epochs as u64 {
         let started = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ mix(epoch) ^ 0x7375_7065_7276)));
+        // Its own order stream, apart from pre-training's.
+        let order = epoch_order(train.len(), cfg.seed ^ 0x7375_7065_7276, epoch);
         let (mut loss_sum, mut correct) = (0.0, 0usize);
         for batch in order.chunks_exact(n) {
             cfg.augment.pair_batch(train, batch, cfg.seed, epoch, &mut views);
@@ -86,15 +77,8 @@ pub fn train_supervised(cfg: &RunConfig, train: &Dataset, epochs: usize) -> Resu
 /// Accuracy of the network's own class scores on the evaluation views of `ds`.
 pub fn classifier_accuracy(net: &mut Net<f32>, cfg: &RunConfig, ds: &Dataset) -> Result<f64> {
     let labels = ds.labels.as_ref().context("the images have no labels")?;
-    let scores = encode(net, &cfg.augment, ds, crate::eval::features::Features::Z)?;
-    let k = scores.rows_cols().1;
-    let right = scores
-        .data()
-        .chunks_exact(k)
-        .zip(labels)
-        .filter(|(row, &y)| (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b }) == y as usize)
-        .count();
-    Ok(right as f64 / ds.len().max(1) as f64)
+    let scores = encode(net, &cfg.augment, ds, Features::Z)?;
+    Ok(accuracy(&predicted_classes(&scores), labels))
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@ pub fn geometry_curves(r: &RunRecords) -> Result<Vec<u8>> {
     // The collapse monitors with their warning thresholds.
     let with_threshold = |title: &str, key: &str, color, threshold: f64| {
         let mut p = one(title, key, color);
-        if let (Some(first), Some(last)) = (r.per_epoch(key).first(), r.per_epoch(key).last()) {
+        let points = &p.series[0].points;
+        if let (Some(first), Some(last)) = (points.first().copied(), points.last().copied()) {
             p.series.push(series("collapse warning", vec![(first.0, threshold), (last.0, threshold)], 3, Style::Dashed));
         }
         p

@@ -25,7 +25,8 @@ pub struct RunRecords {
     pub baselines: Option<Value>,
 }
 
-fn read_json(path: &Path) -> Result<Option<Value>> {
+/// The JSON value in `path`, or `None` when there is no such file.
+pub fn read_json(path: &Path) -> Result<Option<Value>> {
     if !path.exists() {
         return Ok(None);
     }

@@ -14,7 +14,6 @@ use crate::loss::nt_xent::nt_xent;
 use crate::model::net::Net;
 use crate::nn::param::HasParams;
 use crate::nn::{Mode, Tensor};
-use crate::optim::schedule::WarmupCosine;
 use crate::optim::Optimizer;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -54,7 +53,7 @@ pub struct PretrainOutcome {
 }
 
 /// The order of the training images in `epoch`.
-fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ mix(epoch))));
     order
@@ -142,7 +141,7 @@ pub fn pretrain(
     }
     let steps_per_epoch = (train.len() / t.batch_size) as u64;
     let total = steps_per_epoch * t.epochs as u64;
-    let schedule = WarmupCosine { base: t.lr, warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as u64, total, floor: t.lr_floor };
+    let schedule = t.schedule(steps_per_epoch, t.epochs);
     let end = opts.max_steps.map_or(total, |m| m.min(total));
     let mut metrics = MetricsWriter::open(&dir.metrics(), Some(step))?;
     let monitor = Monitor::new(&cfg.monitor, train, held_out, cfg.seed);
